@@ -1,0 +1,256 @@
+//! Broker configuration: defaults, a TOML file, and `STROM_*` overrides.
+//!
+//! The TOML file uses Kafka's own property names where one exists, written
+//! as quoted keys so they keep their dots:
+//!
+//! ```toml
+//! data-dir = "/var/lib/strom"
+//! listen = "0.0.0.0:9092"
+//! "log.retention.ms" = 604800000
+//! "auto.create.topics.enable" = true
+//! flush = "always"          # or "never", or an interval in ms such as "1000"
+//! ```
+
+use crate::error::BrokerError;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use strom_log::FlushPolicy;
+
+/// Everything `strom serve` can be told.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    /// `HOST:PORT` given to clients in Metadata; `None` = the bound address.
+    pub advertised_listener: Option<String>,
+    pub node_id: i32,
+    /// `socket.request.max.bytes`: larger frames close the connection.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections`: further connections are refused until one closes.
+    pub max_connections: usize,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval: Duration,
+    /// Static broker-level topic defaults, by Kafka broker property name
+    /// (`log.retention.ms`, `log.segment.bytes`, `message.max.bytes`, ...).
+    pub log_defaults: BTreeMap<String, String>,
+    /// The broker-wide flush default (`flush` in TOML, `STROM_FLUSH`).
+    pub flush: FlushPolicy,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("./strom-data"),
+            listen: "127.0.0.1:9092".to_string(),
+            advertised_listener: None,
+            node_id: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            retention_check_interval: Duration::from_millis(300_000),
+            log_defaults: BTreeMap::new(),
+            flush: FlushPolicy::Interval(Duration::from_millis(1000)),
+        }
+    }
+}
+
+/// Parses `always`, `never` or an interval in milliseconds.
+pub fn parse_flush_policy(value: &str) -> Result<FlushPolicy, BrokerError> {
+    match value.trim() {
+        "always" => Ok(FlushPolicy::Always),
+        "never" => Ok(FlushPolicy::Never),
+        other => other
+            .parse::<u64>()
+            .map(|ms| FlushPolicy::Interval(Duration::from_millis(ms)))
+            .map_err(|_| {
+                BrokerError::Config(format!(
+                    "flush must be `always`, `never` or an interval in ms, not `{other}`"
+                ))
+            }),
+    }
+}
+
+/// Broker properties that set topic defaults, and the topic config each maps to.
+pub const BROKER_TOPIC_DEFAULTS: &[(&str, &str)] = &[
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+    ("log.message.timestamp.type", "message.timestamp.type"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("compression.type", "compression.type"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+    ),
+    ("min.insync.replicas", "min.insync.replicas"),
+];
+
+impl BrokerConfig {
+    /// Loads defaults, then the TOML file (if any), then `STROM_*` variables
+    /// from `env`. Command-line flags are applied by the caller afterwards.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<BrokerConfig, BrokerError> {
+        let mut props: BTreeMap<String, String> = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                BrokerError::Config(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| BrokerError::Config(format!("config file {}: {e}", path.display())))?;
+            for (key, value) in table {
+                let value = match value {
+                    toml::Value::String(s) => s,
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(BrokerError::Config(format!(
+                            "config key `{key}`: expected a string, number or boolean, got {other}"
+                        )))
+                    }
+                };
+                props.insert(normalise_key(&key), value);
+            }
+        }
+        for (key, value) in env {
+            if let Some(rest) = key.strip_prefix("STROM_") {
+                // STROM_LOG_RETENTION_MS -> log.retention.ms ; STROM_DATA_DIR -> data.dir
+                props.insert(rest.to_ascii_lowercase().replace('_', "."), value);
+            }
+        }
+        Self::from_properties(props)
+    }
+
+    /// Builds a config from flat properties (keys already normalised to dots).
+    pub fn from_properties(props: BTreeMap<String, String>) -> Result<BrokerConfig, BrokerError> {
+        let mut config = BrokerConfig::default();
+        for (key, value) in props {
+            let bad = |what: &str| BrokerError::Config(format!("`{key}`: {what}, got `{value}`"));
+            match key.as_str() {
+                "data.dir" | "log.dir" | "log.dirs" => config.data_dir = PathBuf::from(&value),
+                "listen" | "listeners" => config.listen = strip_scheme(&value),
+                "advertised.listener" | "advertised.listeners" => {
+                    config.advertised_listener = Some(strip_scheme(&value))
+                }
+                "node.id" | "broker.id" => {
+                    config.node_id = value.parse().map_err(|_| bad("expected an integer"))?
+                }
+                "socket.request.max.bytes" => {
+                    config.socket_request_max_bytes =
+                        value.parse().map_err(|_| bad("expected a byte count"))?
+                }
+                "max.connections" => {
+                    config.max_connections = value.parse().map_err(|_| bad("expected a count"))?
+                }
+                "auto.create.topics.enable" => {
+                    config.auto_create_topics_enable =
+                        value.parse().map_err(|_| bad("expected true or false"))?
+                }
+                "num.partitions" => {
+                    config.num_partitions = value
+                        .parse()
+                        .ok()
+                        .filter(|n: &i32| *n > 0)
+                        .ok_or_else(|| bad("expected a positive integer"))?
+                }
+                "log.retention.check.interval.ms" => {
+                    config.retention_check_interval = Duration::from_millis(
+                        value.parse().map_err(|_| bad("expected milliseconds"))?,
+                    )
+                }
+                "flush" | "log.flush.policy" => config.flush = parse_flush_policy(&value)?,
+                "log.retention.hours" | "log.retention.minutes" => {
+                    let n: u64 = value.parse().map_err(|_| bad("expected an integer"))?;
+                    let ms = if key.ends_with("hours") {
+                        n * 3_600_000
+                    } else {
+                        n * 60_000
+                    };
+                    config
+                        .log_defaults
+                        .entry("log.retention.ms".into())
+                        .or_insert(ms.to_string());
+                }
+                "config" | "bootstrap" => {}
+                other if BROKER_TOPIC_DEFAULTS.iter().any(|(b, _)| *b == other) => {
+                    config.log_defaults.insert(key.clone(), value);
+                }
+                other => {
+                    return Err(BrokerError::Config(format!(
+                        "unknown broker config `{other}`"
+                    )))
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, BrokerError> {
+        self.listen.parse().map_err(|_| {
+            BrokerError::Config(format!("listen address `{}` is not HOST:PORT", self.listen))
+        })
+    }
+}
+
+fn normalise_key(key: &str) -> String {
+    key.replace(['-', '_'], ".")
+}
+
+fn strip_scheme(value: &str) -> String {
+    // Accept Kafka's `PLAINTEXT://host:port` form as well as `host:port`.
+    match value.split_once("://") {
+        Some((_, rest)) => rest.to_string(),
+        None => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_env_and_kafka_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strom.toml");
+        std::fs::write(
+            &path,
+            "data-dir = \"/tmp/x\"\n\"log.retention.ms\" = 1000\nflush = \"always\"\nlisteners = \"PLAINTEXT://127.0.0.1:9999\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("STROM_NUM_PARTITIONS".to_string(), "3".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let config = BrokerConfig::load(Some(&path), env).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.listen, "127.0.0.1:9999");
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.flush, FlushPolicy::Always);
+        assert_eq!(config.log_defaults.get("log.retention.ms").unwrap(), "1000");
+    }
+
+    #[test]
+    fn rejects_unknown_and_bad_values() {
+        let mut props = BTreeMap::new();
+        props.insert("no.such.thing".to_string(), "1".to_string());
+        assert!(BrokerConfig::from_properties(props).is_err());
+        let mut props = BTreeMap::new();
+        props.insert("num.partitions".to_string(), "0".to_string());
+        assert!(BrokerConfig::from_properties(props).is_err());
+        assert!(parse_flush_policy("sometimes").is_err());
+    }
+}

@@ -1,0 +1,108 @@
+//! ListOffsets: earliest, latest, max timestamp, and the first offset at
+//! or after a timestamp.
+
+use super::{blocking, RequestContext};
+use crate::error::ApiError;
+use crate::server::BrokerContext;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
+use std::sync::Arc;
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+pub const LATEST_TIERED: i64 = -5;
+
+pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let b = ctx.broker.clone();
+    let topics = blocking(move || {
+        request
+            .topics
+            .into_iter()
+            .map(|t| {
+                let topic = b.topics.get(t.name.as_str());
+                let partitions = t
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let response = ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index)
+                            .with_leader_epoch(0);
+                        let partition = topic.as_ref().and_then(|topic| {
+                            usize::try_from(p.partition_index)
+                                .ok()
+                                .and_then(|i| topic.partitions.get(i))
+                        });
+                        let result = match partition {
+                            None => Err(ApiError::new(
+                                ResponseError::UnknownTopicOrPartition,
+                                "unknown partition",
+                            )),
+                            Some(partition) => lookup(&b, partition, p.timestamp),
+                        };
+                        match result {
+                            Ok((timestamp, offset)) => {
+                                response.with_timestamp(timestamp).with_offset(offset)
+                            }
+                            Err(e) => response
+                                .with_error_code(e.code.code())
+                                .with_timestamp(-1)
+                                .with_offset(-1),
+                        }
+                    })
+                    .collect();
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect()
+    })
+    .await;
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (timestamp, offset) for one partition; (-1, -1) when nothing matches.
+fn lookup(
+    _b: &Arc<BrokerContext>,
+    partition: &crate::topics::Partition,
+    timestamp: i64,
+) -> Result<(i64, i64), ApiError> {
+    let log = partition.log()?;
+    match timestamp {
+        LATEST => Ok((-1, log.log_end_offset())),
+        EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
+        LATEST_TIERED => Ok((-1, -1)),
+        MAX_TIMESTAMP => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+        ts if ts < 0 => Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("unknown special timestamp {ts}"),
+        )),
+        ts => {
+            let Some(batch) = log.batch_for_timestamp(ts)? else {
+                return Ok((-1, -1));
+            };
+            let mut buf = batch;
+            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+                ApiError::new(
+                    ResponseError::CorruptMessage,
+                    format!("decoding stored batch: {e:#}"),
+                )
+            })?;
+            let start = log.log_start_offset();
+            let found = set.records.iter().find(|r| {
+                let record_ts = r.timestamp;
+                r.offset >= start
+                    && (r.timestamp_type == TimestampType::LogAppend || record_ts >= ts)
+            });
+            Ok(match found {
+                Some(r) => (r.timestamp, r.offset),
+                None => (-1, -1),
+            })
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Start-up, the accept loop, background tasks and graceful shutdown.
+
+use crate::config::BrokerConfig;
+use crate::connection;
+use crate::error::BrokerError;
+use crate::metadata;
+use crate::topic_config::BrokerDefaults;
+use crate::topics::TopicManager;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strom_log::FlushPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// Shared by every connection and background task.
+pub struct BrokerContext {
+    pub config: BrokerConfig,
+    pub topics: TopicManager,
+    pub cluster_id: String,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    /// Woken after every append, so long-polling fetches re-check at once.
+    pub appended: Notify,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// A running broker. Dropping it does not stop it; call [`shutdown`](Self::shutdown).
+pub struct RunningBroker {
+    local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), BrokerError>>,
+    context: Arc<BrokerContext>,
+}
+
+impl RunningBroker {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn context(&self) -> &Arc<BrokerContext> {
+        &self.context
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes every log
+    /// and writes the clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let _ = self.shutdown_tx.send(true);
+        self.wait().await
+    }
+
+    /// Waits until the broker stops (after a shutdown was requested).
+    pub async fn wait(self) -> Result<(), BrokerError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(BrokerError::Metadata(format!("broker task failed: {e}"))),
+        }
+    }
+
+    /// A handle that can request shutdown from elsewhere (e.g. a signal handler).
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown_tx.clone()
+    }
+}
+
+/// Opens the data dir (running recovery if the last stop was unclean),
+/// binds the listener and starts serving.
+pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+    let started = Instant::now();
+    let data_dir = config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| BrokerError::Io {
+        context: format!("creating {}", data_dir.display()),
+        source,
+    })?;
+    let clean = strom_log::take_clean_shutdown_marker(&data_dir)?;
+    if !clean {
+        tracing::info!(data_dir = %data_dir.display(), "no clean-shutdown marker: recovering logs");
+    }
+    let cluster_id = metadata::load_or_create_cluster_id(&data_dir, config.node_id)?;
+    let defaults = BrokerDefaults::from_config(&config);
+    let node_id = config.node_id;
+    let topics = {
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || TopicManager::open(&data_dir, node_id, defaults, clean))
+            .await
+            .map_err(|e| BrokerError::Metadata(format!("opening logs: {e}")))??
+    };
+
+    let addr = config.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| BrokerError::Io {
+        context: "listener address".into(),
+        source,
+    })?;
+    let (advertised_host, advertised_port) = match &config.advertised_listener {
+        Some(advertised) => parse_host_port(advertised)?,
+        None => (local_addr.ip().to_string(), local_addr.port() as i32),
+    };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let context = Arc::new(BrokerContext {
+        config,
+        topics,
+        cluster_id,
+        advertised_host,
+        advertised_port,
+        appended: Notify::new(),
+        shutdown: shutdown_rx,
+    });
+    tracing::info!(
+        %local_addr,
+        topics = context.topics.list().len(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "broker started"
+    );
+    let task = tokio::spawn(run(context.clone(), listener));
+    Ok(RunningBroker {
+        local_addr,
+        shutdown_tx,
+        task,
+        context,
+    })
+}
+
+fn parse_host_port(value: &str) -> Result<(String, i32), BrokerError> {
+    let (host, port) = value.rsplit_once(':').ok_or_else(|| {
+        BrokerError::Config(format!("advertised listener `{value}` is not HOST:PORT"))
+    })?;
+    let port = port.parse::<u16>().map_err(|_| {
+        BrokerError::Config(format!("advertised listener `{value}` has a bad port"))
+    })?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port as i32))
+}
+
+async fn run(context: Arc<BrokerContext>, listener: TcpListener) -> Result<(), BrokerError> {
+    let mut shutdown = context.shutdown.clone();
+    let limit = Arc::new(Semaphore::new(context.config.max_connections));
+    let mut connections = JoinSet::new();
+    let background = [
+        tokio::spawn(flusher(context.clone())),
+        tokio::spawn(retention(context.clone())),
+    ];
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, max = context.config.max_connections, "connection refused: too many connections");
+                    drop(stream);
+                    continue;
+                };
+                let context = context.clone();
+                connections.spawn(async move {
+                    connection::serve(context, stream, peer).await;
+                    drop(permit);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        open_connections = connections.len(),
+        "shutting down: waiting for in-flight requests"
+    );
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 30 s; closing them");
+        connections.abort_all();
+    }
+    for task in background {
+        task.abort();
+    }
+    let ctx = context.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), BrokerError> {
+        ctx.topics.close()?;
+        strom_log::write_clean_shutdown_marker(&ctx.config.data_dir)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| BrokerError::Metadata(format!("closing logs: {e}")))??;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Flushes logs whose policy is an interval once it has passed.
+async fn flusher(context: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ctx = context.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for partition in ctx.topics.all_partitions() {
+                let Ok(log) = partition.log() else { continue };
+                let FlushPolicy::Interval(interval) = log.config().flush else { continue };
+                if log.durable_offset() < log.log_end_offset()
+                    && log.ms_since_last_flush() >= interval.as_millis() as u64
+                {
+                    if let Err(e) = log.flush() {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Deletes segments past `retention.ms` / `retention.bytes`.
+async fn retention(context: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(context.config.retention_check_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ctx = context.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = metadata::now_ms();
+            for partition in ctx.topics.all_partitions() {
+                let Ok(log) = partition.log() else { continue };
+                match log.apply_retention(now) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        segments = n,
+                        log_start_offset = log.log_start_offset(),
+                        "deleted segments past retention"
+                    ),
+                    Err(e) => tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed"),
+                }
+            }
+        })
+        .await;
+    }
+}

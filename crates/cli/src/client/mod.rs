@@ -1,0 +1,11 @@
+//! The Kafka client commands of `strom`: `topic`, `produce` and `consume`.
+//!
+//! They use librdkafka (through `rdkafka`) and nothing from the broker crates,
+//! so they work against any Kafka cluster, not only Strom.
+
+pub mod common;
+pub mod consume;
+pub mod produce;
+pub mod start;
+pub mod topic;
+pub mod topic_config;
