@@ -39,6 +39,10 @@ pub struct BrokerConfig {
     pub log_defaults: BTreeMap<String, String>,
     /// The broker-wide flush default (`flush` in TOML, `STROM_FLUSH`).
     pub flush: FlushPolicy,
+    /// `group.*` and `offsets.*` settings of the group coordinator.
+    pub groups: strom_coordinator::GroupConfig,
+    /// `offsets.topic.num.partitions`
+    pub offsets_topic_partitions: i32,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +59,8 @@ impl Default for BrokerConfig {
             retention_check_interval: Duration::from_millis(300_000),
             log_defaults: BTreeMap::new(),
             flush: FlushPolicy::Interval(Duration::from_millis(1000)),
+            groups: strom_coordinator::GroupConfig::default(),
+            offsets_topic_partitions: 50,
         }
     }
 }
@@ -173,6 +179,37 @@ impl BrokerConfig {
                     )
                 }
                 "flush" | "log.flush.policy" => config.flush = parse_flush_policy(&value)?,
+                "group.initial.rebalance.delay.ms" => {
+                    config.groups.initial_rebalance_delay_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
+                "group.min.session.timeout.ms" => {
+                    config.groups.min_session_timeout_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
+                "group.max.session.timeout.ms" => {
+                    config.groups.max_session_timeout_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
+                "group.max.size" => {
+                    config.groups.max_group_size =
+                        value.parse().map_err(|_| bad("expected a count"))?
+                }
+                "offsets.retention.minutes" => {
+                    let minutes: i64 = value.parse().map_err(|_| bad("expected minutes"))?;
+                    config.groups.offsets_retention_ms = minutes * 60_000;
+                }
+                "offset.metadata.max.bytes" => {
+                    config.groups.offset_metadata_max_bytes =
+                        value.parse().map_err(|_| bad("expected a byte count"))?
+                }
+                "offsets.topic.num.partitions" => {
+                    config.offsets_topic_partitions = value
+                        .parse()
+                        .ok()
+                        .filter(|n: &i32| *n > 0)
+                        .ok_or_else(|| bad("expected a positive integer"))?
+                }
                 "log.retention.hours" | "log.retention.minutes" => {
                     let n: u64 = value.parse().map_err(|_| bad("expected an integer"))?;
                     let ms = if key.ends_with("hours") {

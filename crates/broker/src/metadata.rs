@@ -5,10 +5,7 @@
 //! other log. The latest record for a key wins; a null value deletes it.
 
 use crate::error::BrokerError;
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::Record;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,35 +79,16 @@ impl MetadataStore {
     /// Appends the changes as one batch and fsyncs it.
     pub fn write(&self, changes: &[MetadataChange]) -> Result<(), BrokerError> {
         let now = now_ms();
-        let mut records = Vec::with_capacity(changes.len());
-        for (i, change) in changes.iter().enumerate() {
-            let (key, value) = change.key_value()?;
-            records.push(Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(Bytes::from(key.into_bytes())),
-                value: value.map(Bytes::from),
-                headers: Default::default(),
-            });
-        }
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| BrokerError::Metadata(format!("encoding metadata records: {e:#}")))?;
+        let records = changes
+            .iter()
+            .map(MetadataChange::key_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = records
+            .into_iter()
+            .map(|(k, v)| (k.into_bytes(), v))
+            .collect();
+        let buf =
+            crate::internal_log::encode_batch(&records, now).map_err(BrokerError::Metadata)?;
         let info = self.log.append(&buf, now)?;
         self.log.flush_up_to(info.last_offset + 1)?;
         Ok(())
@@ -124,26 +102,17 @@ impl MetadataStore {
 
 fn replay(log: &PartitionLog) -> Result<MetadataImage, BrokerError> {
     let mut image = MetadataImage::default();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let read = log.read(offset, 1 << 20, None)?;
-        if read.records.is_empty() {
-            break;
+    let mut failed = None;
+    crate::internal_log::for_each_record(log, |record| {
+        if failed.is_none() {
+            failed = apply(&mut image, &record).err();
         }
-        let mut buf = read.records.clone();
-        let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| {
-            BrokerError::Metadata(format!("decoding metadata log at {offset}: {e:#}"))
-        })?;
-        for record in sets.into_iter().flat_map(|s| s.records) {
-            if record.offset < offset {
-                continue;
-            }
-            offset = record.offset + 1;
-            apply(&mut image, &record)?;
-        }
+    })
+    .map_err(|e| BrokerError::Metadata(e.to_string()))?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(image),
     }
-    Ok(image)
 }
 
 fn apply(image: &mut MetadataImage, record: &Record) -> Result<(), BrokerError> {

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 pub struct BrokerContext {
     pub config: BrokerConfig,
     pub topics: TopicManager,
+    pub groups: crate::groups::GroupService,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
@@ -80,11 +81,19 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let cluster_id = metadata::load_or_create_cluster_id(&data_dir, config.node_id)?;
     let defaults = BrokerDefaults::from_config(&config);
     let node_id = config.node_id;
-    let topics = {
+    let group_config = config.groups.clone();
+    let offsets_partitions = config.offsets_topic_partitions;
+    let (topics, groups) = {
         let data_dir = data_dir.clone();
-        tokio::task::spawn_blocking(move || TopicManager::open(&data_dir, node_id, defaults, clean))
-            .await
-            .map_err(|e| BrokerError::Metadata(format!("opening logs: {e}")))??
+        tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
+            let topics = TopicManager::open(&data_dir, node_id, defaults, clean)?;
+            let groups =
+                crate::groups::GroupService::load(&topics, group_config, offsets_partitions)
+                    .map_err(|e| BrokerError::Metadata(format!("loading consumer groups: {e}")))?;
+            Ok((topics, groups))
+        })
+        .await
+        .map_err(|e| BrokerError::Metadata(format!("opening logs: {e}")))??
     };
 
     let addr = config.listen_addr()?;
@@ -107,6 +116,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let context = Arc::new(BrokerContext {
         config,
         topics,
+        groups,
         cluster_id,
         advertised_host,
         advertised_port,
@@ -145,6 +155,7 @@ async fn run(context: Arc<BrokerContext>, listener: TcpListener) -> Result<(), B
     let background = [
         tokio::spawn(flusher(context.clone())),
         tokio::spawn(retention(context.clone())),
+        tokio::spawn(group_timers(context.clone())),
     ];
     loop {
         tokio::select! {
@@ -221,6 +232,17 @@ async fn flusher(context: Arc<BrokerContext>) {
             }
         })
         .await;
+    }
+}
+
+/// Session and rebalance timeouts, offset retention.
+async fn group_timers(context: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ctx = context.clone();
+        let _ = tokio::task::spawn_blocking(move || ctx.groups.tick(&ctx.topics)).await;
     }
 }
 

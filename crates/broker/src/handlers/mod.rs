@@ -11,6 +11,7 @@ mod configs;
 mod delete_records;
 mod describe_cluster;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -38,6 +39,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -128,6 +140,29 @@ pub async fn handle(
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(&ctx, req))
+        }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(&ctx, req).await)
+        }
+        RequestKind::JoinGroup(req) => ResponseKind::JoinGroup(groups::join_group(&ctx, req).await),
+        RequestKind::SyncGroup(req) => ResponseKind::SyncGroup(groups::sync_group(&ctx, req).await),
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(groups::heartbeat(&ctx, req).await),
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(groups::leave_group(&ctx, req).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(groups::offset_commit(&ctx, req).await)
+        }
+        RequestKind::OffsetFetch(req) => ResponseKind::OffsetFetch(groups::offset_fetch(&ctx, req)),
+        RequestKind::ListGroups(req) => ResponseKind::ListGroups(groups::list_groups(&ctx, req)),
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(&ctx, req))
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(&ctx, req).await)
+        }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(groups::offset_delete(&ctx, req).await)
         }
         other => {
             // Unreachable while SUPPORTED and this match agree; close rather than panic.

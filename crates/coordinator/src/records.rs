@@ -1,0 +1,134 @@
+//! The records the group coordinator writes to `__consumer_offsets` and
+//! rebuilds its state from. Keys are compact JSON arrays (stable bytes, so
+//! compaction keeps the latest per key); a `None` value is a tombstone.
+//!
+//! Kafka uses its own binary schemas here; Strom's are JSON. Only Strom reads
+//! this topic, and the key identity (group; group + topic + partition) is
+//! the same as Kafka's.
+
+use serde::{Deserialize, Serialize};
+
+/// One record for `__consumer_offsets`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorRecord {
+    /// The group it belongs to: picks the `__consumer_offsets` partition.
+    pub group_id: String,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RecordKey {
+    Offset(String, String, String, i32),
+    Group(String, String),
+}
+
+impl RecordKey {
+    pub fn offset(group: &str, topic: &str, partition: i32) -> Self {
+        RecordKey::Offset("offset".into(), group.into(), topic.into(), partition)
+    }
+    pub fn group(group: &str) -> Self {
+        RecordKey::Group("group".into(), group.into())
+    }
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("keys always serialise")
+    }
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let key: RecordKey = serde_json::from_slice(bytes).ok()?;
+        match &key {
+            RecordKey::Offset(tag, ..) if tag == "offset" => Some(key),
+            RecordKey::Group(tag, _) if tag == "group" => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// A committed offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetValue {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+    pub commit_timestamp: i64,
+}
+
+/// A classic group as of its last completed rebalance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupValue {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub state_timestamp: i64,
+    pub members: Vec<MemberValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberValue {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// Protocol name and metadata, in the member's order of preference.
+    pub protocols: Vec<(String, Vec<u8>)>,
+    pub assignment: Vec<u8>,
+}
+
+pub fn offset_record(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    value: Option<&OffsetValue>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        group_id: group.to_string(),
+        key: RecordKey::offset(group, topic, partition).encode(),
+        value: value.map(|v| serde_json::to_vec(v).expect("serialisable")),
+    }
+}
+
+pub fn group_record(group: &str, value: Option<&GroupValue>) -> CoordinatorRecord {
+    CoordinatorRecord {
+        group_id: group.to_string(),
+        key: RecordKey::group(group).encode(),
+        value: value.map(|v| serde_json::to_vec(v).expect("serialisable")),
+    }
+}
+
+/// Kafka's `Utils.abs(groupId.hashCode()) % partitions`: the
+/// `__consumer_offsets` partition of a group.
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    let mut hash: i32 = 0;
+    for unit in group.encode_utf16() {
+        hash = hash.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % partitions.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_are_stable() {
+        let k = RecordKey::offset("g", "t", 3);
+        assert_eq!(k.encode(), br#"["offset","g","t",3]"#);
+        assert_eq!(RecordKey::decode(&k.encode()), Some(k));
+        let g = RecordKey::group("g");
+        assert_eq!(RecordKey::decode(&g.encode()), Some(g));
+        assert_eq!(RecordKey::decode(br#"["other","g"]"#), None);
+        assert_eq!(RecordKey::decode(b"garbage"), None);
+    }
+
+    #[test]
+    fn partition_matches_java_hash_code() {
+        // "test-group".hashCode() == 627841412 in Java; "polygenelubricants" hashes to i32::MIN.
+        assert_eq!(partition_for("test-group", 50), 627841412 % 50);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(partition_for("", 50), 0);
+    }
+}
