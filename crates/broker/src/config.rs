@@ -191,6 +191,14 @@ impl BrokerConfig {
                     config.groups.max_session_timeout_ms =
                         value.parse().map_err(|_| bad("expected milliseconds"))?
                 }
+                "group.consumer.heartbeat.interval.ms" => {
+                    config.groups.consumer_heartbeat_interval_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
+                "group.consumer.session.timeout.ms" => {
+                    config.groups.consumer_session_timeout_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
                 "group.max.size" => {
                     config.groups.max_group_size =
                         value.parse().map_err(|_| bad("expected a count"))?

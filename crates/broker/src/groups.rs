@@ -121,7 +121,7 @@ impl GroupService {
 
     fn append(&self, topics: &TopicManager, records: &[CoordinatorRecord]) -> Result<(), ApiError> {
         let topic = self.offsets_topic(topics)?;
-        let mut by_partition: BTreeMap<i32, Vec<(Vec<u8>, Option<Vec<u8>>)>> = BTreeMap::new();
+        let mut by_partition: BTreeMap<i32, Vec<internal_log::KeyedRecord>> = BTreeMap::new();
         for r in records {
             let p = strom_coordinator::partition_for(&r.group_id, topic.partitions.len() as i32);
             by_partition

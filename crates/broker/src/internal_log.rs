@@ -7,11 +7,11 @@ use kafka_protocol::records::{
 };
 use strom_log::{LogError, PartitionLog};
 
-/// One uncompressed v2 batch of keyed records (a `None` value is a tombstone).
-pub fn encode_batch(
-    records: &[(Vec<u8>, Option<Vec<u8>>)],
-    now_ms: i64,
-) -> Result<BytesMut, String> {
+/// A key and a value; a `None` value is a tombstone.
+pub type KeyedRecord = (Vec<u8>, Option<Vec<u8>>);
+
+/// One uncompressed v2 batch of keyed records.
+pub fn encode_batch(records: &[KeyedRecord], now_ms: i64) -> Result<BytesMut, String> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()

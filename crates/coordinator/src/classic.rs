@@ -37,7 +37,33 @@ pub struct ClientInfo<'a> {
 }
 
 impl GroupCoordinator {
+    /// JoinGroup. If the call itself completes the rebalance, the caller's
+    /// own answer is in `response`; otherwise `response` is None and a later
+    /// [`Completion::Join`] with `token` answers it.
     pub fn join_group(
+        &mut self,
+        now: i64,
+        token: Token,
+        version: i16,
+        client: ClientInfo<'_>,
+        request: JoinGroupRequest,
+    ) -> Outcome<JoinGroupResponse> {
+        let mut out = self.join_group_inner(now, token, version, client, request);
+        if out.response.is_none() {
+            if let Some(pos) = out
+                .completions
+                .iter()
+                .position(|c| matches!(c, Completion::Join(t, _) if *t == token))
+            {
+                if let Completion::Join(_, response) = out.completions.remove(pos) {
+                    out.response = Some(response);
+                }
+            }
+        }
+        out
+    }
+
+    fn join_group_inner(
         &mut self,
         now: i64,
         token: Token,
@@ -80,6 +106,13 @@ impl GroupCoordinator {
             .or_insert_with(|| ClassicGroup::new(&group_id, now));
         if group.state == GroupState::Dead {
             return respond(ResponseError::CoordinatorNotAvailable);
+        }
+        if let Some(consumer) = &group.consumer {
+            if !consumer.members.is_empty() {
+                return respond(ResponseError::InconsistentGroupProtocol);
+            }
+            // An empty consumer-protocol group may be taken over by classic members.
+            group.consumer = None;
         }
         if !group.supports(&protocol_type, &protocols) {
             return respond(ResponseError::InconsistentGroupProtocol);

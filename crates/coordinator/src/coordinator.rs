@@ -45,6 +45,10 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups)
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups)
+    pub consumer_session_timeout_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -56,6 +60,8 @@ impl Default for GroupConfig {
             max_group_size: i32::MAX as usize,
             offsets_retention_ms: 7 * 24 * 3_600_000,
             offset_metadata_max_bytes: 4096,
+            consumer_heartbeat_interval_ms: 5000,
+            consumer_session_timeout_ms: 45_000,
         }
     }
 }
@@ -91,6 +97,9 @@ impl<R> Outcome<R> {
         }
     }
 }
+
+/// A topic's partitions and their committed offsets (None: none committed).
+type TopicOffsets = (String, Vec<(i32, Option<OffsetValue>)>);
 
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
@@ -128,7 +137,11 @@ impl GroupCoordinator {
             return;
         };
         match key {
-            RecordKey::Offset(_, group_id, topic, partition) => match value {
+            RecordKey::Offset {
+                group: group_id,
+                topic,
+                partition,
+            } => match value {
                 Some(v) => match serde_json::from_slice::<OffsetValue>(v) {
                     Ok(offset) => {
                         let group = self
@@ -147,7 +160,27 @@ impl GroupCoordinator {
                     }
                 }
             },
-            RecordKey::Group(_, group_id) => match value {
+            RecordKey::ConsumerGroup(group_id) => match value {
+                Some(v) => match serde_json::from_slice::<crate::records::ConsumerGroupValue>(v) {
+                    Ok(value) => {
+                        let group = self
+                            .groups
+                            .entry(group_id.clone())
+                            .or_insert_with(|| ClassicGroup::new(&group_id, now));
+                        group.consumer =
+                            Some(crate::consumer::ConsumerGroupState::restore(value, now));
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %group_id, error = %e, "skipping unreadable group record")
+                    }
+                },
+                None => {
+                    if let Some(group) = self.groups.get_mut(&group_id) {
+                        group.consumer = None;
+                    }
+                }
+            },
+            RecordKey::Group(group_id) => match value {
                 Some(v) => match serde_json::from_slice::<GroupValue>(v) {
                     Ok(value) => {
                         let group = self
@@ -172,6 +205,7 @@ impl GroupCoordinator {
     pub fn tick(&mut self, now: i64) -> Outcome<()> {
         let mut out = Outcome::pending();
         self.tick_classic(now, &mut out);
+        self.tick_consumer(now, &mut out);
         self.expire_offsets(now, &mut out);
         out
     }
@@ -183,7 +217,7 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut dead = Vec::new();
         for (group_id, group) in &mut self.groups {
-            if group.state != GroupState::Empty || !group.pending_members.is_empty() {
+            if !group.is_empty() {
                 continue;
             }
             let empty_since = group.state_timestamp;
@@ -239,7 +273,22 @@ impl GroupCoordinator {
             match self.groups.get_mut(&group_id) {
                 None if generation < 0 => None,
                 None => Some(ResponseError::IllegalGeneration),
-                Some(group) if generation < 0 && group.state == GroupState::Empty => None,
+                Some(group) if generation < 0 && group.is_empty() => None,
+                Some(group)
+                    if group
+                        .consumer
+                        .as_ref()
+                        .is_some_and(|c| !c.members.is_empty()) =>
+                {
+                    let consumer = group.consumer.as_ref().expect("checked");
+                    match consumer.members.get(member_id) {
+                        None => Some(ResponseError::UnknownMemberId),
+                        Some(m) if m.member_epoch != generation => {
+                            Some(ResponseError::StaleMemberEpoch)
+                        }
+                        Some(_) => None,
+                    }
+                }
                 Some(group) => {
                     let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
                     let fenced = instance
@@ -328,7 +377,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Vec<(String, Vec<(i32, Option<OffsetValue>)>)> {
+    ) -> Vec<TopicOffsets> {
         let group = self.groups.get(group_id);
         match topics {
             Some(topics) => topics
@@ -456,14 +505,19 @@ impl GroupCoordinator {
         let groups = self
             .groups
             .values()
-            .filter(|g| states.is_empty() || states.contains(&g.state.name().to_ascii_lowercase()))
-            .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+            .filter(|g| states.is_empty() || states.contains(&g.state_name().to_ascii_lowercase()))
+            .filter(|g| types.is_empty() || types.iter().any(|t| t == g.group_type()))
             .map(|g| {
+                let protocol_type = if g.consumer.is_some() {
+                    "consumer"
+                } else {
+                    g.protocol_type.as_deref().unwrap_or("")
+                };
                 ListedGroup::default()
                     .with_group_id(GroupId(s(&g.group_id)))
-                    .with_protocol_type(s(g.protocol_type.as_deref().unwrap_or("")))
-                    .with_group_state(s(g.state.name()))
-                    .with_group_type(s("classic"))
+                    .with_protocol_type(s(protocol_type))
+                    .with_group_state(s(g.state_name()))
+                    .with_group_type(s(g.group_type()))
             })
             .collect();
         ListGroupsResponse::default().with_groups(groups)
@@ -480,6 +534,26 @@ impl GroupCoordinator {
                         .with_group_state(s(GroupState::Dead.name()))
                         .with_authorized_operations(i32::MIN);
                 };
+                if let Some(consumer) = &group.consumer {
+                    let members = consumer
+                        .members
+                        .values()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(s(&m.member_id))
+                                .with_group_instance_id(m.instance_id.as_deref().map(s))
+                                .with_client_id(s(&m.client_id))
+                                .with_client_host(s(&m.client_host))
+                        })
+                        .collect();
+                    return DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_group_state(s(consumer.state_name()))
+                        .with_protocol_type(s("consumer"))
+                        .with_protocol_data(s(consumer.assignor()))
+                        .with_members(members)
+                        .with_authorized_operations(i32::MIN);
+                }
                 let protocol = group.protocol.clone().unwrap_or_default();
                 let stable = group.state == GroupState::Stable;
                 let members = group
@@ -528,6 +602,10 @@ impl GroupCoordinator {
                                 .push(offset_record(id.as_str(), topic, *partition, None));
                         }
                         out.records.push(group_record(id.as_str(), None));
+                        if g.consumer.is_some() {
+                            out.records
+                                .push(crate::records::consumer_group_record(id.as_str(), None));
+                        }
                         self.groups.remove(id.as_str());
                         None
                     }

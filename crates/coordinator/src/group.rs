@@ -78,6 +78,9 @@ pub struct ClassicGroup {
     /// While a new group waits for more members (`group.initial.rebalance.delay.ms`).
     pub initial_join_deadline: Option<i64>,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Set when the group uses the consumer protocol (KIP-848) instead of
+    /// the classic one; the classic fields then stay empty.
+    pub consumer: Option<crate::consumer::ConsumerGroupState>,
 }
 
 impl ClassicGroup {
@@ -95,6 +98,31 @@ impl ClassicGroup {
             rebalance_deadline: None,
             initial_join_deadline: None,
             offsets: BTreeMap::new(),
+            consumer: None,
+        }
+    }
+
+    /// No members of either protocol, no rebalance under way.
+    pub fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.members.is_empty()
+            && self.pending_members.is_empty()
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(consumer) => consumer.state_name(),
+            None => self.state.name(),
+        }
+    }
+
+    /// "classic" or "consumer", as ListGroups v5 reports.
+    pub fn group_type(&self) -> &'static str {
+        if self.consumer.is_some() {
+            "consumer"
+        } else {
+            "classic"
         }
     }
 

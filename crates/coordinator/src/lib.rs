@@ -33,13 +33,16 @@
 //! assert_eq!((response.generation_id, response.leader), (1, member_id));
 //! ```
 
+pub mod assignor;
 mod classic;
+pub mod consumer;
 pub mod consumer_protocol;
 mod coordinator;
 pub mod group;
 pub mod records;
 
 pub use classic::ClientInfo;
+pub use consumer::TopicsView;
 pub use coordinator::{Completion, GroupConfig, GroupCoordinator, Outcome};
 pub use group::{GroupState, Token};
 pub use records::{partition_for, CoordinatorRecord};

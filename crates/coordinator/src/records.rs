@@ -17,28 +17,54 @@ pub struct CoordinatorRecord {
     pub value: Option<Vec<u8>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordKey {
-    Offset(String, String, String, i32),
-    Group(String, String),
+    /// `["offset", group, topic, partition]`
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// `["group", group]`: a classic group
+    Group(String),
+    /// `["consumer-group", group]`: a consumer-protocol (KIP-848) group
+    ConsumerGroup(String),
 }
 
 impl RecordKey {
     pub fn offset(group: &str, topic: &str, partition: i32) -> Self {
-        RecordKey::Offset("offset".into(), group.into(), topic.into(), partition)
+        RecordKey::Offset {
+            group: group.into(),
+            topic: topic.into(),
+            partition,
+        }
     }
     pub fn group(group: &str) -> Self {
-        RecordKey::Group("group".into(), group.into())
+        RecordKey::Group(group.into())
     }
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("keys always serialise")
+        let value = match self {
+            RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            } => serde_json::json!(["offset", group, topic, partition]),
+            RecordKey::Group(group) => serde_json::json!(["group", group]),
+            RecordKey::ConsumerGroup(group) => serde_json::json!(["consumer-group", group]),
+        };
+        serde_json::to_vec(&value).expect("keys always serialise")
     }
     pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let key: RecordKey = serde_json::from_slice(bytes).ok()?;
-        match &key {
-            RecordKey::Offset(tag, ..) if tag == "offset" => Some(key),
-            RecordKey::Group(tag, _) if tag == "group" => Some(key),
+        let parts: Vec<serde_json::Value> = serde_json::from_slice(bytes).ok()?;
+        let text = |i: usize| parts.get(i).and_then(|v| v.as_str()).map(str::to_string);
+        match (text(0)?.as_str(), parts.len()) {
+            ("offset", 4) => Some(RecordKey::Offset {
+                group: text(1)?,
+                topic: text(2)?,
+                partition: i32::try_from(parts[3].as_i64()?).ok()?,
+            }),
+            ("group", 2) => Some(RecordKey::Group(text(1)?)),
+            ("consumer-group", 2) => Some(RecordKey::ConsumerGroup(text(1)?)),
             _ => None,
         }
     }
@@ -86,6 +112,35 @@ pub fn offset_record(
     CoordinatorRecord {
         group_id: group.to_string(),
         key: RecordKey::offset(group, topic, partition).encode(),
+        value: value.map(|v| serde_json::to_vec(v).expect("serialisable")),
+    }
+}
+
+/// A consumer-protocol group: its epoch and members with their assignments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerGroupValue {
+    pub group_epoch: i32,
+    pub members: Vec<ConsumerMemberValue>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerMemberValue {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topics: Vec<String>,
+    pub server_assignor: Option<String>,
+    pub member_epoch: i32,
+    /// (topic id, partitions)
+    pub assigned: Vec<(uuid::Uuid, Vec<i32>)>,
+}
+
+pub fn consumer_group_record(group: &str, value: Option<&ConsumerGroupValue>) -> CoordinatorRecord {
+    CoordinatorRecord {
+        group_id: group.to_string(),
+        key: RecordKey::ConsumerGroup(group.into()).encode(),
         value: value.map(|v| serde_json::to_vec(v).expect("serialisable")),
     }
 }

@@ -265,3 +265,58 @@ pub async fn offset_delete(
         .await
         .unwrap_or_else(|e| OffsetDeleteResponse::default().with_error_code(e.code.code()))
 }
+
+/// The broker's topics as the coordinator sees them.
+struct Topics<'a>(&'a crate::topics::TopicManager);
+
+impl strom_coordinator::TopicsView for Topics<'_> {
+    fn by_name(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        self.0.get(name).map(|t| (t.id, t.partitions.len() as i32))
+    }
+    fn by_id(&self, id: uuid::Uuid) -> Option<(String, i32)> {
+        self.0
+            .get_by_id(id)
+            .map(|t| (t.name.clone(), t.partitions.len() as i32))
+    }
+}
+
+pub async fn consumer_group_heartbeat(
+    ctx: &RequestContext<'_>,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    let b = ctx.broker.clone();
+    let client_id = ctx
+        .header
+        .client_id
+        .as_ref()
+        .map(|c| c.as_str().to_string())
+        .unwrap_or_default();
+    let client_host = format!("/{}", ctx.peer.ip());
+    immediate(ctx, move |c, now| {
+        c.consumer_heartbeat(
+            now,
+            ClientInfo {
+                client_id: &client_id,
+                client_host: &client_host,
+            },
+            request,
+            &Topics(&b.topics),
+        )
+    })
+    .await
+    .unwrap_or_else(|e| {
+        ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(e.code.code())
+            .with_error_message(Some(str_bytes(e.message)))
+    })
+}
+
+pub fn consumer_group_describe(
+    ctx: &RequestContext<'_>,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let topics = Topics(&ctx.broker.topics);
+    ctx.broker
+        .groups
+        .read(|c| c.consumer_group_describe(request, &topics))
+}

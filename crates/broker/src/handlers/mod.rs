@@ -50,6 +50,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -163,6 +165,12 @@ pub async fn handle(
         }
         RequestKind::OffsetDelete(req) => {
             ResponseKind::OffsetDelete(groups::offset_delete(&ctx, req).await)
+        }
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            ResponseKind::ConsumerGroupHeartbeat(groups::consumer_group_heartbeat(&ctx, req).await)
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            ResponseKind::ConsumerGroupDescribe(groups::consumer_group_describe(&ctx, req))
         }
         other => {
             // Unreachable while SUPPORTED and this match agree; close rather than panic.
