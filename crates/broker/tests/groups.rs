@@ -202,43 +202,56 @@ fn committed_offsets_survive_restart_and_are_not_redelivered() {
     assert_eq!(committed.elements()[0].offset(), rdkafka::Offset::Offset(5));
 }
 
-#[test]
-fn static_member_restart_does_not_rebalance_others() {
+/// Two static members; one restarts within its session timeout (a static
+/// member sends no LeaveGroup) and the other sees no rebalance, whether the
+/// one restarting is a follower or the leader.
+fn static_restart(restart_leader: bool) {
     let broker = group_broker();
     let bootstrap = broker.bootstrap();
     let topic = unique("static");
     create_topic(&bootstrap, &topic, 4, &[]);
     produce_numbered(&bootstrap, &topic, 4, 0..40);
     let group = unique("g");
-    let (a, a_rebalances) = group_consumer(&bootstrap, &group, &[("group.instance.id", "a")]);
-    let (b, _) = group_consumer(&bootstrap, &group, &[("group.instance.id", "b")]);
-    // A joins first and so leads; the member that restarts is a follower
-    // (a returning leader on JoinGroup < v9 triggers a rebalance, as in Kafka).
-    a.subscribe(&[&topic]).unwrap();
+    // The first to join leads.
+    let (first, first_rebalances) = group_consumer(&bootstrap, &group, &[("group.instance.id", "first")]);
+    first.subscribe(&[&topic]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut consumed = 0;
-    while a.assignment().unwrap().count() == 0 {
+    while first.assignment().unwrap().count() == 0 {
         assert!(Instant::now() < deadline);
-        consumed += a.poll(Duration::from_millis(50)).is_some() as usize;
+        consumed += first.poll(Duration::from_millis(50)).is_some() as usize;
     }
-    b.subscribe(&[&topic]).unwrap();
-    drain(&[&a, &b], 40 - consumed);
-    let before = a_rebalances.0.load(Ordering::SeqCst);
-    // B restarts within its session timeout: a static member sends no LeaveGroup.
-    drop(b);
-    let (b, _) = group_consumer(&bootstrap, &group, &[("group.instance.id", "b")]);
-    b.subscribe(&[&topic]).unwrap();
+    let (second, second_rebalances) = group_consumer(&bootstrap, &group, &[("group.instance.id", "second")]);
+    second.subscribe(&[&topic]).unwrap();
+    drain(&[&first, &second], 40 - consumed);
+    first.commit_consumer_state(CommitMode::Sync).unwrap();
+    second.commit_consumer_state(CommitMode::Sync).unwrap();
+    let (stayer, stayer_rebalances, instance) = if restart_leader {
+        drop(first);
+        (second, second_rebalances, "first")
+    } else {
+        drop(second);
+        (first, first_rebalances, "second")
+    };
+    let before = stayer_rebalances.0.load(Ordering::SeqCst);
+    let (back, _) = group_consumer(&bootstrap, &group, &[("group.instance.id", instance)]);
+    back.subscribe(&[&topic]).unwrap();
     produce_numbered(&bootstrap, &topic, 4, 40..80);
-    let got = drain(&[&a, &b], 40);
-    assert!(
-        got.iter().any(|r| r.0 == 1),
-        "the restarted static member consumes again"
-    );
-    assert_eq!(
-        a_rebalances.0.load(Ordering::SeqCst),
-        before,
-        "no rebalance for the other member"
-    );
+    let got = drain(&[&stayer, &back], 40);
+    assert!(got.iter().any(|r| r.0 == 1), "the restarted static member consumes again");
+    let values: HashSet<&String> = got.iter().map(|r| &r.3).collect();
+    assert_eq!(values.len(), 40, "nothing consumed twice");
+    assert_eq!(stayer_rebalances.0.load(Ordering::SeqCst), before, "no rebalance for the other member");
+}
+
+#[test]
+fn static_follower_restart_does_not_rebalance_others() {
+    static_restart(false);
+}
+
+#[test]
+fn static_leader_restart_does_not_rebalance_others() {
+    static_restart(true);
 }
 
 fn join_request(group: &str, member_id: &str, session_ms: i32) -> JoinGroupRequest {

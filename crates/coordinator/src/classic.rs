@@ -274,18 +274,20 @@ impl GroupCoordinator {
             group.leader = Some(new_id.clone());
         }
         tracing::debug!(group = group_id, old = old_id, new = %new_id, "static member rejoined");
-        // A returning leader can only be told to skip the assignment from
-        // JoinGroup v9 (KIP-814); older clients get a rebalance, as before.
-        let leader_needs_rebalance = was_leader && version < 9;
-        if group.state == GroupState::Stable
-            && group.select_protocol() == group.protocol
-            && !leader_needs_rebalance
-        {
+        if group.state == GroupState::Stable && group.select_protocol() == group.protocol {
             // KIP-345: a static member coming back keeps its assignment
             // without a rebalance while the group's protocol stays the same.
-            let response = self
-                .join_response(&self.groups[group_id], &new_id)
-                .with_skip_assignment(was_leader);
+            // A returning leader is told to skip the assignment (KIP-814,
+            // JoinGroup v9); older leaders send one, and SyncGroup in the
+            // Stable state answers with the current assignment anyway.
+            let mut response = self.join_response(&self.groups[group_id], &new_id);
+            if version >= 9 {
+                response.skip_assignment = was_leader;
+            } else {
+                // Before KIP-814 the leader cannot be told to skip: Kafka
+                // sends it no member list, so it computes no assignment.
+                response.members.clear();
+            }
             out.response = Some(response);
             out.records.push(group_record(
                 group_id,

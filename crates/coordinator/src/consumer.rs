@@ -22,6 +22,9 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
+/// The member epoch of a static member that left temporarily.
+pub const LEAVE_GROUP_STATIC: i32 = -2;
+
 /// What the coordinator needs to know about topics.
 pub trait TopicsView {
     /// (topic id, partition count)
@@ -78,6 +81,7 @@ impl ConsumerGroupState {
         } else if self
             .members
             .values()
+            .filter(|m| m.member_epoch != LEAVE_GROUP_STATIC)
             .any(|m| m.member_epoch != self.target_epoch || m.state != MemberState::Stable)
         {
             "Reconciling"
@@ -99,8 +103,24 @@ impl ConsumerGroupState {
     }
 
     fn to_value(&self) -> ConsumerGroupValue {
+        let flat = |a: &Assignment| {
+            a.iter()
+                .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+                .collect()
+        };
         ConsumerGroupValue {
             group_epoch: self.group_epoch,
+            target_epoch: self.target_epoch,
+            target: self
+                .target
+                .iter()
+                .map(|(m, a)| (m.clone(), flat(a)))
+                .collect(),
+            topic_partitions: self
+                .topic_partitions
+                .iter()
+                .map(|(t, n)| (*t, *n))
+                .collect(),
             members: self
                 .members
                 .values()
@@ -113,23 +133,28 @@ impl ConsumerGroupState {
                     subscribed_topics: m.subscribed_topics.iter().cloned().collect(),
                     server_assignor: m.server_assignor.clone(),
                     member_epoch: m.member_epoch,
-                    assigned: m
-                        .assigned
-                        .iter()
-                        .map(|(t, ps)| (*t, ps.iter().copied().collect()))
-                        .collect(),
+                    previous_member_epoch: m.previous_member_epoch,
+                    assigned: flat(&m.assigned),
+                    pending_revocation: flat(&m.pending_revocation),
                 })
                 .collect(),
         }
     }
 
-    /// After a restart: members keep their assignment and must heartbeat
-    /// within the session timeout; the target is recomputed on the next beat.
+    /// After a restart: the group as it was (epochs, target, assignments,
+    /// partitions pending revocation); members must heartbeat within the
+    /// session timeout.
     pub fn restore(value: ConsumerGroupValue, now: i64) -> Self {
+        let unflat = |v: Vec<(Uuid, Vec<i32>)>| -> Assignment {
+            v.into_iter()
+                .map(|(t, ps)| (t, ps.into_iter().collect()))
+                .collect()
+        };
         let members = value
             .members
             .into_iter()
             .map(|m| {
+                let revoking = !m.pending_revocation.is_empty();
                 let member = ConsumerMember {
                     member_id: m.member_id.clone(),
                     instance_id: m.instance_id,
@@ -140,26 +165,30 @@ impl ConsumerGroupState {
                     subscribed_topics: m.subscribed_topics.into_iter().collect(),
                     server_assignor: m.server_assignor,
                     member_epoch: m.member_epoch,
-                    previous_member_epoch: m.member_epoch,
-                    assigned: m
-                        .assigned
-                        .into_iter()
-                        .map(|(t, ps)| (t, ps.into_iter().collect()))
-                        .collect(),
-                    pending_revocation: Assignment::new(),
-                    state: MemberState::Stable,
+                    previous_member_epoch: m.previous_member_epoch,
+                    assigned: unflat(m.assigned),
+                    pending_revocation: unflat(m.pending_revocation),
+                    state: if revoking {
+                        MemberState::UnrevokedPartitions
+                    } else {
+                        MemberState::Stable
+                    },
                     last_heartbeat_ms: now,
-                    revoking_since_ms: None,
+                    revoking_since_ms: revoking.then_some(now),
                 };
                 (m.member_id, member)
             })
             .collect();
         ConsumerGroupState {
-            group_epoch: value.group_epoch + 1,
-            target_epoch: value.group_epoch,
+            group_epoch: value.group_epoch,
+            target_epoch: value.target_epoch,
             members,
-            target: BTreeMap::new(),
-            topic_partitions: BTreeMap::new(),
+            target: value
+                .target
+                .into_iter()
+                .map(|(m, a)| (m, unflat(a)))
+                .collect(),
+            topic_partitions: value.topic_partitions.into_iter().collect(),
         }
     }
 
@@ -396,7 +425,13 @@ impl GroupCoordinator {
                         .server_assignor
                         .as_ref()
                         .map(|a| a.as_str().to_string()),
-                    member_epoch: inherited.as_ref().map_or(0, |m| m.member_epoch),
+                    member_epoch: inherited.as_ref().map_or(0, |m| {
+                        if m.member_epoch == LEAVE_GROUP_STATIC {
+                            m.previous_member_epoch
+                        } else {
+                            m.member_epoch
+                        }
+                    }),
                     previous_member_epoch: -1,
                     assigned: inherited.map(|m| m.assigned).unwrap_or_default(),
                     pending_revocation: Assignment::new(),
@@ -408,13 +443,23 @@ impl GroupCoordinator {
                 changed_group = true;
             }
             -1 | -2 => {
-                if state.members.remove(&member_id).is_none() {
+                let Some(member) = state.members.get_mut(&member_id) else {
                     return respond(
                         ResponseError::UnknownMemberId,
                         &format!("Member {member_id} is not a member of group {group_id}."),
                     );
+                };
+                if epoch == LEAVE_GROUP_STATIC && member.instance_id.is_some() {
+                    // A static member leaving temporarily keeps its partitions
+                    // until its session expires or its instance comes back.
+                    if member.member_epoch >= 0 {
+                        member.previous_member_epoch = member.member_epoch;
+                    }
+                    member.member_epoch = LEAVE_GROUP_STATIC;
+                } else {
+                    state.members.remove(&member_id);
+                    state.group_epoch += 1;
                 }
-                state.group_epoch += 1;
                 let value = state.to_value();
                 let mut out = Outcome::respond(
                     ConsumerGroupHeartbeatResponse::default()

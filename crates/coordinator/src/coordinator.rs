@@ -213,18 +213,41 @@ impl GroupCoordinator {
     /// KIP-211: once a group is empty, its offsets expire
     /// `offsets.retention.minutes` after the later of their commit and the
     /// moment the group became empty; an empty group with no offsets goes.
+    /// KIP-496: in a live consumer group, offsets of topics no member
+    /// subscribes to expire by their commit time.
     fn expire_offsets<R>(&mut self, now: i64, out: &mut Outcome<R>) {
         let retention = self.config.offsets_retention_ms;
         let mut dead = Vec::new();
         for (group_id, group) in &mut self.groups {
-            if !group.is_empty() {
+            let empty = group.is_empty();
+            let subscribed: Option<Vec<String>> = if empty {
+                None
+            } else if let Some(consumer) = &group.consumer {
+                Some(
+                    consumer
+                        .members
+                        .values()
+                        .flat_map(|m| m.subscribed_topics.iter().cloned())
+                        .collect(),
+                )
+            } else if group.state == GroupState::Stable {
+                group.subscribed_topics()
+            } else {
+                continue;
+            };
+            if !empty && subscribed.is_none() {
                 continue;
             }
             let empty_since = group.state_timestamp;
             let expired: Vec<(String, i32)> = group
                 .offsets
                 .iter()
-                .filter(|(_, v)| v.commit_timestamp.max(empty_since) + retention <= now)
+                .filter(|((topic, _), v)| match &subscribed {
+                    None => v.commit_timestamp.max(empty_since) + retention <= now,
+                    Some(topics) => {
+                        !topics.contains(topic) && v.commit_timestamp + retention <= now
+                    }
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
             for (topic, partition) in expired {
@@ -233,7 +256,7 @@ impl GroupCoordinator {
                     .push(offset_record(group_id, &topic, partition, None));
                 tracing::info!(group = %group_id, %topic, partition, "committed offset expired");
             }
-            if group.offsets.is_empty() && empty_since + retention <= now {
+            if empty && group.offsets.is_empty() && empty_since + retention <= now {
                 dead.push(group_id.clone());
             }
         }
@@ -593,9 +616,7 @@ impl GroupCoordinator {
             .map(|id| {
                 let code = match self.groups.get(id.as_str()) {
                     None => Some(ResponseError::GroupIdNotFound),
-                    Some(g) if g.state != GroupState::Empty || !g.members.is_empty() => {
-                        Some(ResponseError::NonEmptyGroup)
-                    }
+                    Some(g) if !g.is_empty() => Some(ResponseError::NonEmptyGroup),
                     Some(g) => {
                         for (topic, partition) in g.offsets.keys() {
                             out.records
@@ -632,8 +653,16 @@ impl GroupCoordinator {
             );
             return out;
         };
-        let subscribed = if group.state == GroupState::Empty {
+        let subscribed = if group.is_empty() {
             Some(Vec::new())
+        } else if let Some(consumer) = &group.consumer {
+            Some(
+                consumer
+                    .members
+                    .values()
+                    .flat_map(|m| m.subscribed_topics.iter().cloned())
+                    .collect(),
+            )
         } else {
             group.subscribed_topics()
         };

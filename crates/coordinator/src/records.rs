@@ -116,11 +116,22 @@ pub fn offset_record(
     }
 }
 
+/// (topic id, partitions) pairs.
+pub type FlatAssignment = Vec<(uuid::Uuid, Vec<i32>)>;
+
 /// A consumer-protocol group: its epoch and members with their assignments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsumerGroupValue {
     pub group_epoch: i32,
     pub members: Vec<ConsumerMemberValue>,
+    /// The epoch and content of the target assignment.
+    #[serde(default)]
+    pub target_epoch: i32,
+    #[serde(default)]
+    pub target: Vec<(String, FlatAssignment)>,
+    /// Partition counts the target was computed with.
+    #[serde(default)]
+    pub topic_partitions: Vec<(uuid::Uuid, i32)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,8 +144,13 @@ pub struct ConsumerMemberValue {
     pub subscribed_topics: Vec<String>,
     pub server_assignor: Option<String>,
     pub member_epoch: i32,
+    #[serde(default)]
+    pub previous_member_epoch: i32,
     /// (topic id, partitions)
     pub assigned: Vec<(uuid::Uuid, Vec<i32>)>,
+    /// Partitions the member was asked to give up and has not yet released.
+    #[serde(default)]
+    pub pending_revocation: Vec<(uuid::Uuid, Vec<i32>)>,
 }
 
 pub fn consumer_group_record(group: &str, value: Option<&ConsumerGroupValue>) -> CoordinatorRecord {
