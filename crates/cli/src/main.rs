@@ -1,12 +1,13 @@
 //! `strom`: the Strom broker (`strom serve`) and a Kafka command-line client
-//! (`strom topic`, `strom produce`, `strom consume`) that works against any
-//! Kafka cluster.
+//! (`strom topic`, `strom produce`, `strom consume`, `strom group`) that works
+//! against any Kafka cluster.
 //!
 //! ```text
 //! strom serve --data-dir /var/lib/strom --listen 0.0.0.0:9092
 //! strom topic create events --partitions 3
 //! printf 'k1:hello\nk2:world\n' | strom produce events --key-separator :
 //! strom consume events --from beginning --count 2 --json
+//! strom group describe my-group
 //! ```
 
 mod client;
@@ -34,6 +35,7 @@ enum Command {
     Topic(client::topic::TopicArgs),
     Produce(client::produce::ProduceArgs),
     Consume(client::consume::ConsumeArgs),
+    Group(client::group::GroupArgs),
 }
 
 fn main() {
@@ -64,6 +66,7 @@ fn main() {
             Command::Topic(args) => client::topic::run(args).await,
             Command::Produce(args) => client::produce::run(args).await,
             Command::Consume(args) => client::consume::run(args).await,
+            Command::Group(args) => client::group::run(args).await,
         }
     });
     // A thread blocked reading a terminal (produce after Ctrl-C) must not keep

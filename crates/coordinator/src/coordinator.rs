@@ -546,16 +546,25 @@ impl GroupCoordinator {
         ListGroupsResponse::default().with_groups(groups)
     }
 
-    pub fn describe_groups(&self, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    /// DescribeGroups. An unknown group is reported as Dead, and from v6 on
+    /// with GROUP_ID_NOT_FOUND (KIP-1043), as Kafka does.
+    pub fn describe_groups(&self, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
         let groups = request
             .groups
             .into_iter()
             .map(|id| {
                 let Some(group) = self.groups.get(id.as_str()) else {
-                    return DescribedGroup::default()
-                        .with_group_id(id)
+                    let described = DescribedGroup::default()
                         .with_group_state(s(GroupState::Dead.name()))
                         .with_authorized_operations(i32::MIN);
+                    if version >= 6 {
+                        let message = format!("Group {} not found.", id.as_str());
+                        return described
+                            .with_group_id(id)
+                            .with_error_code(ResponseError::GroupIdNotFound.code())
+                            .with_error_message(Some(s(&message)));
+                    }
+                    return described.with_group_id(id);
                 };
                 if let Some(consumer) = &group.consumer {
                     let members = consumer

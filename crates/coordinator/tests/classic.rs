@@ -1171,8 +1171,8 @@ fn replaying_the_records_rebuilds_the_same_state() {
     let describe =
         DescribeGroupsRequest::default().with_groups(groups.iter().map(|g| gid(g)).collect());
     assert_eq!(
-        replayed.describe_groups(describe.clone()),
-        h.c.describe_groups(describe)
+        replayed.describe_groups(5, describe.clone()),
+        h.c.describe_groups(5, describe)
     );
     assert_eq!(replayed.group_ids(), h.c.group_ids());
     assert_eq!(replayed.group(GROUP).unwrap().generation, pair.generation);
@@ -1233,4 +1233,14 @@ fn replay_keeps_a_replaced_static_member() {
         replayed.heartbeat(2000, GROUP, &pair.a, pair.generation, Some("ia")),
         0
     );
+}
+
+#[test]
+fn describing_an_unknown_group_is_dead_or_not_found_from_v6() {
+    let h = Harness::no_delay();
+    let request = kafka_protocol::messages::DescribeGroupsRequest::default().with_groups(vec![gid("nobody")]);
+    let v5 = h.c.describe_groups(5, request.clone());
+    assert_eq!((v5.groups[0].error_code, v5.groups[0].group_state.as_str()), (0, "Dead"));
+    let v6 = h.c.describe_groups(6, request);
+    assert_eq!(v6.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
 }

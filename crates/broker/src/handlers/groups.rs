@@ -242,7 +242,8 @@ pub fn describe_groups(
     ctx: &RequestContext<'_>,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    ctx.broker.groups.read(|c| c.describe_groups(request))
+    let version = ctx.version;
+    ctx.broker.groups.read(|c| c.describe_groups(version, request))
 }
 
 pub async fn delete_groups(

@@ -60,6 +60,55 @@ pub fn parse_key_value(input: &str) -> Result<(String, String), String> {
     }
 }
 
+/// A key/value separator given on the command line, after [`unescape`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Separator(pub Vec<u8>);
+
+/// Parses a non-empty separator, e.g. `:`, `::`, `\t` or `\x1f`.
+pub fn parse_separator(input: &str) -> Result<Separator, String> {
+    let bytes = unescape(input)?;
+    if bytes.is_empty() {
+        return Err("the separator must not be empty".into());
+    }
+    Ok(Separator(bytes))
+}
+
+/// Interprets the escapes `\t`, `\n`, `\r`, `\\` and `\xHH` in a separator given
+/// on the command line; anything else stays as typed.
+pub fn unescape(input: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut rest = input.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        if byte != b'\\' {
+            out.push(byte);
+            continue;
+        }
+        let simple = match rest.first() {
+            Some(b't') => Some(b'\t'),
+            Some(b'n') => Some(b'\n'),
+            Some(b'r') => Some(b'\r'),
+            Some(b'\\') => Some(b'\\'),
+            _ => None,
+        };
+        if let Some(escaped) = simple {
+            out.push(escaped);
+            rest = &rest[1..];
+        } else if rest.first() == Some(&b'x') {
+            let hex = rest
+                .get(1..3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("`{input}`: \\x needs two hex digits"))?;
+            out.push(hex);
+            rest = &rest[3..];
+        } else {
+            out.push(b'\\');
+        }
+    }
+    Ok(out)
+}
+
 /// Renders rows as left-aligned columns separated by two spaces. Rows may be
 /// shorter or longer than the header.
 pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -157,6 +206,18 @@ mod tests {
         assert!(parse_key_value("acks").is_err());
         assert!(parse_key_value("=1").is_err());
         assert!(parse_key_value("").is_err());
+    }
+
+    #[test]
+    fn separators_unescape() {
+        assert_eq!(unescape("\\t").unwrap(), b"\t");
+        assert_eq!(unescape("::").unwrap(), b"::");
+        assert_eq!(unescape("a\\nb\\r\\\\").unwrap(), b"a\nb\r\\");
+        assert_eq!(unescape("\\x00\\xff|").unwrap(), b"\x00\xff|");
+        assert_eq!(unescape("\\q").unwrap(), b"\\q");
+        assert_eq!(unescape("end\\").unwrap(), b"end\\");
+        assert!(unescape("\\x1").is_err());
+        assert!(unescape("\\xzz").is_err());
     }
 
     #[test]

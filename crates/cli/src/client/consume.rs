@@ -1,15 +1,14 @@
 //! `strom consume`: print records of a topic, as text or one JSON object per line.
 
-use super::common::{base64_encode, ClientArgs, REQUEST_TIMEOUT};
+use super::common::{parse_separator, ClientArgs, Separator, REQUEST_TIMEOUT};
+use super::record_format::{write_record, RecordFormat};
 use super::start::StartFrom;
 use anyhow::{bail, Context as _};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Timestamp};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
-use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufWriter, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How long a group member may wait for its first assignment before we say so.
+const ASSIGNMENT_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Consume records and print them, as text or JSON lines.
 ///
@@ -79,9 +80,10 @@ pub struct ConsumeArgs {
     /// Text output: print the key, then --key-separator, before the value.
     #[arg(long)]
     pub print_key: bool,
-    /// Text output: what separates key and value with --print-key.
-    #[arg(long, value_name = "SEP", default_value = "\t")]
-    pub key_separator: String,
+    /// Text output: what separates key and value with --print-key. Understands
+    /// \t, \n, \r, \\ and \xHH.
+    #[arg(long, value_name = "SEP", default_value = "\\t", value_parser = parse_separator)]
+    pub key_separator: Separator,
 }
 
 /// Starting offsets to apply when the group assigns a partition for the first
@@ -238,7 +240,13 @@ fn consume(args: &ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<()> {
             let starts = start_offsets(&consumer, &args.topic, &selected, from)?;
             let mut assignment = TopicPartitionList::new();
             for partition in &selected {
-                assignment.add_partition_offset(&args.topic, *partition, starts[partition])?;
+                let start = starts.get(partition).copied().with_context(|| {
+                    format!(
+                        "no start offset for partition {partition} of {}",
+                        args.topic
+                    )
+                })?;
+                assignment.add_partition_offset(&args.topic, *partition, start)?;
             }
             consumer
                 .assign(&assignment)
@@ -324,11 +332,18 @@ fn poll_loop(
     stop: &AtomicBool,
 ) -> anyhow::Result<u64> {
     let mut out = BufWriter::new(std::io::stdout().lock());
+    let format = RecordFormat {
+        json: args.json,
+        print_key: args.print_key,
+        key_separator: args.key_separator.0.clone(),
+    };
     let mut consumed = 0u64;
     let mut last_record = Instant::now();
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut at_end: BTreeSet<i32> = BTreeSet::new();
     let mut write_failed = None;
+    let started = Instant::now();
+    let mut warned_unassigned = false;
 
     while !stop.load(Ordering::Relaxed) && args.count.is_none_or(|count| consumed < count) {
         let polled = match consumer.poll(Duration::ZERO) {
@@ -345,6 +360,18 @@ fn poll_loop(
                         if idle_limit.is_some_and(|limit| last_record.elapsed() >= limit) {
                             break;
                         }
+                        if !warned_unassigned
+                            && args.group.is_some()
+                            && started.elapsed() >= ASSIGNMENT_PATIENCE
+                            && consumer.assignment().is_ok_and(|a| a.count() == 0)
+                        {
+                            warned_unassigned = true;
+                            tracing::warn!(
+                                "no partitions assigned after {}s: is the group coordinator \
+                                 reachable, and does the broker support consumer groups?",
+                                ASSIGNMENT_PATIENCE.as_secs()
+                            );
+                        }
                         continue;
                     }
                 }
@@ -354,7 +381,7 @@ fn poll_loop(
             Ok(message) => {
                 at_end.remove(&message.partition());
                 last_record = Instant::now();
-                if let Err(err) = write_record(&mut out, args, &message) {
+                if let Err(err) = write_record(&mut out, &format, &message) {
                     write_failed = Some(err);
                     break;
                 }
@@ -411,89 +438,5 @@ fn all_at_end(
             !current.is_empty() && current.iter().all(|p| at_end.contains(p))
         }
         Err(_) => false,
-    }
-}
-
-fn write_record(
-    out: &mut impl Write,
-    args: &ConsumeArgs,
-    message: &BorrowedMessage<'_>,
-) -> std::io::Result<()> {
-    if args.json {
-        let record = JsonRecord::from_message(message);
-        serde_json::to_writer(&mut *out, &record)?;
-        return out.write_all(b"\n");
-    }
-    if args.print_key {
-        out.write_all(message.key().unwrap_or_default())?;
-        out.write_all(args.key_separator.as_bytes())?;
-    }
-    out.write_all(message.payload().unwrap_or_default())?;
-    out.write_all(b"\n")
-}
-
-/// One record as printed by `--json`.
-#[derive(Debug, Serialize)]
-pub struct JsonRecord<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: serde_json::Value,
-    pub value: serde_json::Value,
-    pub headers: serde_json::Map<String, serde_json::Value>,
-    pub timestamp: Option<i64>,
-    pub timestamp_type: Option<&'static str>,
-}
-
-impl<'a> JsonRecord<'a> {
-    fn from_message(message: &'a BorrowedMessage<'a>) -> Self {
-        let mut headers = serde_json::Map::new();
-        if let Some(borrowed) = message.headers() {
-            for header in borrowed.iter() {
-                headers.insert(header.key.to_string(), json_bytes(header.value));
-            }
-        }
-        let (timestamp, timestamp_type) = match message.timestamp() {
-            Timestamp::CreateTime(ms) if ms >= 0 => (Some(ms), Some("create_time")),
-            Timestamp::LogAppendTime(ms) if ms >= 0 => (Some(ms), Some("log_append_time")),
-            _ => (None, None),
-        };
-        JsonRecord {
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: json_bytes(message.key()),
-            value: json_bytes(message.payload()),
-            headers,
-            timestamp,
-            timestamp_type,
-        }
-    }
-}
-
-/// A string for UTF-8 bytes, `{"base64": "..."}` otherwise, null when absent.
-pub fn json_bytes(bytes: Option<&[u8]>) -> serde_json::Value {
-    match bytes {
-        None => serde_json::Value::Null,
-        Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => serde_json::Value::String(text.to_string()),
-            Err(_) => serde_json::json!({ "base64": base64_encode(bytes) }),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_bytes_keeps_text_and_encodes_binary() {
-        assert_eq!(json_bytes(None), serde_json::Value::Null);
-        assert_eq!(json_bytes(Some(b"h\xc3\xa9")), serde_json::json!("hé"));
-        assert_eq!(json_bytes(Some(b"")), serde_json::json!(""));
-        assert_eq!(
-            json_bytes(Some(&[0xff, 0x00])),
-            serde_json::json!({ "base64": "/wA=" })
-        );
     }
 }

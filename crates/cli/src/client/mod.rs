@@ -1,11 +1,15 @@
-//! The Kafka client commands of `strom`: `topic`, `produce` and `consume`.
+//! The Kafka client commands of `strom`: `topic`, `produce`, `consume` and
+//! `group`.
 //!
 //! They use librdkafka (through `rdkafka`) and nothing from the broker crates,
 //! so they work against any Kafka cluster, not only Strom.
 
 pub mod common;
 pub mod consume;
+pub mod group;
+pub mod group_reset;
 pub mod produce;
+pub mod record_format;
 pub mod start;
 pub mod topic;
 pub mod topic_config;

@@ -1,6 +1,6 @@
 //! `strom produce`: send lines from stdin or a file as records.
 
-use super::common::ClientArgs;
+use super::common::{parse_separator, ClientArgs, Separator};
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Args, ValueEnum};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -34,10 +34,10 @@ pub struct ProduceArgs {
     /// Read records from this file instead of stdin.
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
-    /// Split each line at the first SEP into key and value. A line without SEP
-    /// is an error.
+    /// Split each line at the first SEP into key and value; a line without SEP
+    /// is an error. Understands \t, \n, \r, \\ and \xHH.
     #[arg(long, value_name = "SEP", value_parser = parse_separator)]
-    pub key_separator: Option<String>,
+    pub key_separator: Option<Separator>,
     /// Header added to every record, e.g. `--header source=cli` (repeatable).
     #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_header)]
     pub headers: Vec<(String, String)>,
@@ -91,13 +91,6 @@ impl Acks {
             Acks::All => "all",
         }
     }
-}
-
-fn parse_separator(input: &str) -> Result<String, String> {
-    if input.is_empty() {
-        return Err("the key separator must not be empty".into());
-    }
-    Ok(input.to_string())
 }
 
 /// Parses a `--header` value: `key=value`, split at the first `=`. The key is
@@ -263,7 +256,7 @@ struct SendJob {
     producer: Arc<CountingProducer>,
     stats: Arc<DeliveryStats>,
     topic: String,
-    key_separator: Option<String>,
+    key_separator: Option<Separator>,
     headers: Vec<(String, String)>,
     partition: Option<i32>,
     stop: Arc<AtomicBool>,
@@ -301,11 +294,12 @@ impl SendJob {
             line_number += 1;
             let content = strip_line_ending(&line);
             let (key, value) = match &self.key_separator {
-                Some(separator) => match split_key(content, separator.as_bytes()) {
+                Some(Separator(separator)) => match split_key(content, separator) {
                     Some((key, value)) => (Some(key), value),
-                    None => {
-                        bail!("line {line_number}: no key separator {separator:?}; stopped reading")
-                    }
+                    None => bail!(
+                        "line {line_number}: no key separator {:?}; stopped reading",
+                        String::from_utf8_lossy(separator)
+                    ),
                 },
                 None => (None, content),
             };

@@ -123,28 +123,35 @@ pub fn merge_overrides(
     Ok(merged)
 }
 
-pub async fn alter(admin: &Admin, args: &AlterConfigArgs) -> anyhow::Result<()> {
-    let topic = args.name.as_str();
-    let configs = describe(admin, topic).await?;
-    let mut current = BTreeMap::new();
+/// The per-topic overrides among `configs`, and the names of those whose
+/// value the broker does not return (sensitive ones).
+fn topic_overrides(configs: &[ConfigDescription]) -> (BTreeMap<String, String>, Vec<String>) {
+    let mut readable = BTreeMap::new();
+    let mut hidden = Vec::new();
     for config in configs.iter().filter(|c| c.is_topic_override) {
         match &config.value {
             Some(value) => {
-                current.insert(config.name.clone(), value.clone());
+                readable.insert(config.name.clone(), value.clone());
             }
-            // AlterConfigs would drop an override whose value we cannot read back.
-            None if !args.delete.contains(&config.name)
-                && !args.set.iter().any(|(key, _)| *key == config.name) =>
-            {
-                bail!(
-                    "topic {topic} has override {} whose value the broker does not \
-                     return (sensitive); AlterConfigs would reset it. Pass it again \
-                     with --set or remove it with --delete",
-                    config.name
-                )
-            }
-            None => {}
+            None => hidden.push(config.name.clone()),
         }
+    }
+    (readable, hidden)
+}
+
+pub async fn alter(admin: &Admin, args: &AlterConfigArgs) -> anyhow::Result<()> {
+    let topic = args.name.as_str();
+    let (current, hidden) = topic_overrides(&describe(admin, topic).await?);
+    // AlterConfigs would drop an override whose value we cannot send back.
+    if let Some(name) = hidden
+        .iter()
+        .find(|name| !args.delete.contains(name) && !args.set.iter().any(|(key, _)| key == *name))
+    {
+        bail!(
+            "topic {topic} has override {name} whose value the broker does not return \
+             (sensitive); AlterConfigs would reset it. Pass it again with --set or \
+             remove it with --delete"
+        );
     }
     for key in &args.delete {
         if !current.contains_key(key) {
@@ -169,6 +176,7 @@ pub async fn alter(admin: &Admin, args: &AlterConfigArgs) -> anyhow::Result<()> 
             bail!("cannot alter configs of topic {topic}: {code}");
         }
     }
+    verify_applied(admin, topic, &current, &merged).await?;
 
     let mut summary = format!("updated configs of topic {topic}\n");
     for (key, value) in &args.set {
@@ -178,6 +186,35 @@ pub async fn alter(admin: &Admin, args: &AlterConfigArgs) -> anyhow::Result<()> 
         summary.push_str(&format!("  delete {key}\n"));
     }
     print_stdout(&summary)
+}
+
+/// rdkafka 0.39 reports every AlterConfigs resource as a success, even one the
+/// broker rejected (an invalid value, say), so read the overrides back. A
+/// broker may apply the change a moment after answering, hence the retries.
+async fn verify_applied(
+    admin: &Admin,
+    topic: &str,
+    before: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let mut now = BTreeMap::new();
+    for attempt in 0..10 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        now = topic_overrides(&describe(admin, topic).await?).0;
+        if now == *wanted {
+            return Ok(());
+        }
+    }
+    if now == *before {
+        bail!(
+            "the broker did not apply the change to topic {topic}; it most likely \
+             rejected a name or value (the client library does not pass on the reason)"
+        );
+    }
+    eprintln!("warning: topic {topic} now has overrides {now:?}, not the requested {wanted:?}");
+    Ok(())
 }
 
 #[cfg(test)]
