@@ -34,6 +34,9 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
+    /// `log.cleaner.backoff.ms`: how often the cleaner looks for partitions
+    /// of compacted topics to clean.
+    pub cleaner_backoff: Duration,
     /// Static broker-level topic defaults, by Kafka broker property name
     /// (`log.retention.ms`, `log.segment.bytes`, `message.max.bytes`, ...).
     pub log_defaults: BTreeMap<String, String>,
@@ -57,6 +60,7 @@ impl Default for BrokerConfig {
             auto_create_topics_enable: true,
             num_partitions: 1,
             retention_check_interval: Duration::from_millis(300_000),
+            cleaner_backoff: Duration::from_millis(15_000),
             log_defaults: BTreeMap::new(),
             flush: FlushPolicy::Interval(Duration::from_millis(1000)),
             groups: strom_coordinator::GroupConfig::default(),
@@ -96,6 +100,7 @@ pub const BROKER_TOPIC_DEFAULTS: &[(&str, &str)] = &[
     ("compression.type", "compression.type"),
     ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
     ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.max.compaction.lag.ms", "max.compaction.lag.ms"),
     (
         "log.cleaner.min.cleanable.ratio",
         "min.cleanable.dirty.ratio",
@@ -135,7 +140,18 @@ impl BrokerConfig {
         for (key, value) in env {
             if let Some(rest) = key.strip_prefix("STROM_") {
                 // STROM_LOG_RETENTION_MS -> log.retention.ms ; STROM_DATA_DIR -> data.dir
-                props.insert(rest.to_ascii_lowercase().replace('_', "."), value);
+                let name = rest.to_ascii_lowercase().replace('_', ".");
+                // Other STROM_* variables (the CLI's STROM_BOOTSTRAP, test
+                // switches) are not broker settings: skip them.
+                let probe = BTreeMap::from([(name.clone(), String::new())]);
+                if matches!(
+                    Self::from_properties(probe),
+                    Err(BrokerError::UnknownConfig(_))
+                ) {
+                    tracing::debug!(variable = %key, "ignoring STROM_* variable that is not a broker setting");
+                    continue;
+                }
+                props.insert(name, value);
             }
         }
         Self::from_properties(props)
@@ -176,6 +192,15 @@ impl BrokerConfig {
                 "log.retention.check.interval.ms" => {
                     config.retention_check_interval = Duration::from_millis(
                         value.parse().map_err(|_| bad("expected milliseconds"))?,
+                    )
+                }
+                "log.cleaner.backoff.ms" => {
+                    config.cleaner_backoff = Duration::from_millis(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|ms: &u64| *ms > 0)
+                            .ok_or_else(|| bad("expected positive milliseconds"))?,
                     )
                 }
                 "flush" | "log.flush.policy" => config.flush = parse_flush_policy(&value)?,
@@ -234,11 +259,7 @@ impl BrokerConfig {
                 other if BROKER_TOPIC_DEFAULTS.iter().any(|(b, _)| *b == other) => {
                     config.log_defaults.insert(key.clone(), value);
                 }
-                other => {
-                    return Err(BrokerError::Config(format!(
-                        "unknown broker config `{other}`"
-                    )))
-                }
+                other => return Err(BrokerError::UnknownConfig(other.to_string())),
             }
         }
         Ok(config)
@@ -286,6 +307,22 @@ mod tests {
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.flush, FlushPolicy::Always);
         assert_eq!(config.log_defaults.get("log.retention.ms").unwrap(), "1000");
+    }
+
+    #[test]
+    fn other_strom_variables_are_not_broker_settings() {
+        let env = vec![
+            ("STROM_BOOTSTRAP".to_string(), "127.0.0.1:9092".to_string()),
+            ("STROM_FULL".to_string(), "1".to_string()),
+            ("STROM_NODE_ID".to_string(), "7".to_string()),
+        ];
+        let config = BrokerConfig::load(None, env).unwrap();
+        assert_eq!(config.node_id, 7);
+        let bad = vec![("STROM_NODE_ID".to_string(), "seven".to_string())];
+        assert!(
+            BrokerConfig::load(None, bad).is_err(),
+            "a known setting with a bad value still fails"
+        );
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub enum ConnectionError {
     UnknownApiKey(i16),
     #[error("unsupported version {version} of API {api}")]
     UnsupportedVersion { api: String, version: i16 },
+    /// A response Strom built cannot be encoded at the negotiated version:
+    /// a bug in Strom, not the client.
+    #[error("cannot encode response (a Strom bug): {0}")]
+    Encode(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -103,6 +107,10 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
                 }
             }
             Ok(None) => {}
+            Err(e @ ConnectionError::Encode(_)) => {
+                tracing::error!(%peer, error = %e, "closing connection");
+                break;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection");
                 break;

@@ -8,6 +8,8 @@ use strom_log::LogError;
 pub enum BrokerError {
     #[error("configuration: {0}")]
     Config(String),
+    #[error("configuration: unknown broker config `{0}`")]
+    UnknownConfig(String),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: String,

@@ -28,6 +28,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicRecord>,
     /// Dynamic broker configs by resource name ("" = cluster default, else a node id).
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Producer ids below this were handed out (in blocks) before.
+    pub next_producer_id_block: i64,
 }
 
 pub enum MetadataChange {
@@ -37,6 +39,10 @@ pub enum MetadataChange {
         resource: String,
         configs: BTreeMap<String, String>,
     },
+    /// A block of producer ids `[start, end)` was taken.
+    ProducerIdBlock {
+        end: i64,
+    },
 }
 
 impl MetadataChange {
@@ -44,6 +50,10 @@ impl MetadataChange {
         Ok(match self {
             MetadataChange::Topic(t) => (format!("topic:{}", t.name), Some(json(t)?)),
             MetadataChange::TopicDeleted(name) => (format!("topic:{name}"), None),
+            MetadataChange::ProducerIdBlock { end } => (
+                "producer-ids".to_string(),
+                Some(json(&serde_json::json!({ "end": end }))?),
+            ),
             MetadataChange::BrokerConfig { resource, configs } => {
                 (format!("broker-config:{resource}"), Some(json(configs)?))
             }
@@ -143,6 +153,14 @@ fn apply(image: &mut MetadataImage, record: &Record) -> Result<(), BrokerError> 
             None => {
                 image.broker_configs.remove(resource);
             }
+        }
+    } else if key == "producer-ids" {
+        if let Some(v) = &record.value {
+            let value: serde_json::Value = serde_json::from_slice(v).map_err(bad)?;
+            image.next_producer_id_block = value["end"]
+                .as_i64()
+                .unwrap_or(0)
+                .max(image.next_producer_id_block);
         }
     } else {
         tracing::warn!(key, "ignoring unknown metadata record");

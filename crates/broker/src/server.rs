@@ -74,7 +74,8 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         context: format!("creating {}", data_dir.display()),
         source,
     })?;
-    let clean = strom_log::take_clean_shutdown_marker(&data_dir)?;
+    let fresh = !data_dir.join("meta.properties").exists();
+    let clean = strom_log::take_clean_shutdown_marker(&data_dir)? || fresh;
     if !clean {
         tracing::info!(data_dir = %data_dir.display(), "no clean-shutdown marker: recovering logs");
     }
@@ -155,6 +156,7 @@ async fn run(context: Arc<BrokerContext>, listener: TcpListener) -> Result<(), B
     let background = [
         tokio::spawn(flusher(context.clone())),
         tokio::spawn(retention(context.clone())),
+        tokio::spawn(cleaner(context.clone())),
         tokio::spawn(group_timers(context.clone())),
     ];
     loop {
@@ -268,6 +270,48 @@ async fn retention(context: Arc<BrokerContext>) {
                         "deleted segments past retention"
                     ),
                     Err(e) => tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed"),
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// The log cleaner: every `log.cleaner.backoff.ms`, one compaction pass over
+/// each partition whose `cleanup.policy` includes `compact` (internal topics
+/// such as `__consumer_offsets` included). A pass only rewrites anything when
+/// the partition's dirty ratio or `max.compaction.lag.ms` calls for it.
+async fn cleaner(context: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(context.config.cleaner_backoff);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ctx = context.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for partition in ctx.topics.all_partitions() {
+                let Ok(log) = partition.log() else { continue };
+                if !log.config().cleanup_policy.compact {
+                    continue;
+                }
+                match log.compact(metadata::now_ms()) {
+                    Ok(report) if report.cleaned() => tracing::info!(
+                        topic = %partition.topic,
+                        partition = partition.index,
+                        cleaned_range = ?report.cleaned_range,
+                        dirty_ratio = report.dirty_ratio,
+                        forced_by_max_lag = report.forced_by_max_lag,
+                        superseded_removed = report.superseded_removed,
+                        tombstones_removed = report.tombstones_removed,
+                        keyless_removed = report.keyless_removed,
+                        bytes_before = report.bytes_before,
+                        bytes_after = report.bytes_after,
+                        segments_before = report.segments_before,
+                        segments_after = report.segments_after,
+                        "compacted log"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "compaction failed"),
                 }
             }
         })

@@ -5,7 +5,7 @@
 use crate::config::{BrokerConfig, BROKER_TOPIC_DEFAULTS};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use strom_log::{FlushPolicy, LogConfig, TimestampType};
+use strom_log::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 
 /// Kafka's `ConfigType` as carried by DescribeConfigs v3+.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,6 +283,16 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &BrokerDefault
     } else {
         FlushPolicy::Interval(Duration::from_millis(flush_ms.max(0) as u64))
     };
+    let policy: Vec<&str> = get("cleanup.policy")
+        .value
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let cleanup_policy = match (policy.contains(&"delete"), policy.contains(&"compact")) {
+        (false, false) => CleanupPolicy::DELETE,
+        (delete, compact) => CleanupPolicy { delete, compact },
+    };
+    let max_compaction_lag_ms = num("max.compaction.lag.ms");
     LogConfig {
         segment_bytes: num("segment.bytes").max(1) as u64,
         segment_ms: positive_ms("segment.ms"),
@@ -296,6 +306,18 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &BrokerDefault
             TimestampType::CreateTime
         },
         flush,
+        cleanup_policy,
+        delete_retention_ms: num("delete.retention.ms").max(0) as u64,
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .value
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite())
+            .map_or(0.5, |r| r.clamp(0.0, 1.0)),
+        min_compaction_lag_ms: num("min.compaction.lag.ms").max(0) as u64,
+        max_compaction_lag_ms: (max_compaction_lag_ms != i64::MAX)
+            .then_some(max_compaction_lag_ms.max(1) as u64),
     }
 }
 
@@ -342,6 +364,54 @@ mod tests {
         let overrides = BTreeMap::from([("retention.ms".to_string(), "5".to_string())]);
         let log = log_config(&overrides, &defaults);
         assert_eq!(log.retention_ms, Some(5));
+    }
+
+    #[test]
+    fn compaction_configs_reach_the_log() {
+        let mut defaults = BrokerDefaults::default();
+        let plain = log_config(&BTreeMap::new(), &defaults);
+        assert_eq!(plain.cleanup_policy, CleanupPolicy::DELETE);
+        assert_eq!(plain.delete_retention_ms, 86_400_000);
+        assert_eq!(plain.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(plain.min_compaction_lag_ms, 0);
+        assert_eq!(plain.max_compaction_lag_ms, None);
+
+        let configs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let compacted = log_config(
+            &configs(&[
+                ("cleanup.policy", "compact"),
+                ("delete.retention.ms", "100"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("min.compaction.lag.ms", "5000"),
+                ("max.compaction.lag.ms", "60000"),
+            ]),
+            &defaults,
+        );
+        assert_eq!(compacted.cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!(compacted.delete_retention_ms, 100);
+        assert_eq!(compacted.min_cleanable_dirty_ratio, 0.01);
+        assert_eq!(compacted.min_compaction_lag_ms, 5000);
+        assert_eq!(compacted.max_compaction_lag_ms, Some(60000));
+        let both = log_config(
+            &configs(&[("cleanup.policy", "compact, delete")]),
+            &defaults,
+        );
+        assert_eq!(both.cleanup_policy, CleanupPolicy::COMPACT_DELETE);
+
+        defaults
+            .static_props
+            .insert("log.cleanup.policy".into(), "compact".into());
+        defaults
+            .static_props
+            .insert("log.cleaner.min.cleanable.ratio".into(), "0.2".into());
+        let from_broker = log_config(&BTreeMap::new(), &defaults);
+        assert_eq!(from_broker.cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!(from_broker.min_cleanable_dirty_ratio, 0.2);
     }
 
     #[test]

@@ -119,7 +119,12 @@ pub struct TopicManager {
     state: RwLock<State>,
     /// Serialises changes so that metadata writes and state updates agree.
     changes: Mutex<MetadataStore>,
+    /// The producer ids left in the current block: `next..end`.
+    producer_ids: Mutex<(i64, i64)>,
 }
+
+/// Producer ids are taken from the metadata log in blocks of this many.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 impl TopicManager {
     /// Opens the metadata log and every partition in it.
@@ -133,6 +138,7 @@ impl TopicManager {
         let MetadataImage {
             topics,
             broker_configs,
+            next_producer_id_block,
         } = image;
         let mut defaults = defaults;
         defaults.dynamic_default = broker_configs.get("").cloned().unwrap_or_default();
@@ -184,6 +190,8 @@ impl TopicManager {
             node_id,
             state: RwLock::new(state),
             changes: Mutex::new(store),
+            // Nothing left: the first allocation takes a new block.
+            producer_ids: Mutex::new((next_producer_id_block, next_producer_id_block)),
         })
     }
 
@@ -486,6 +494,23 @@ impl TopicManager {
         Ok(())
     }
 
+    /// A producer id never handed out before, not even before a restart:
+    /// blocks are recorded (fsynced) in the metadata log before use.
+    pub fn allocate_producer_id(&self) -> Result<i64, ApiError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let end = ids.1 + PRODUCER_ID_BLOCK;
+            self.changes
+                .lock()
+                .write(&[MetadataChange::ProducerIdBlock { end }])
+                .map_err(storage)?;
+            *ids = (ids.1, end);
+        }
+        let id = ids.0;
+        ids.0 += 1;
+        Ok(id)
+    }
+
     /// Flushes every log and the metadata log (clean shutdown).
     pub fn close(&self) -> Result<(), BrokerError> {
         let mut first_error = None;
@@ -591,5 +616,19 @@ mod tests {
         assert!(manager.get("t2").is_none());
         assert!(!dir.path().join("t2-0").exists());
         assert!(manager.get_by_id(created.id).is_some());
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = TopicManager::open(dir.path(), 1, BrokerDefaults::default(), true).unwrap();
+        let first: Vec<i64> = (0..3)
+            .map(|_| manager.allocate_producer_id().unwrap())
+            .collect();
+        assert_eq!(first, vec![0, 1, 2]);
+        drop(manager);
+        let manager = TopicManager::open(dir.path(), 1, BrokerDefaults::default(), false).unwrap();
+        let next = manager.allocate_producer_id().unwrap();
+        assert_eq!(next, PRODUCER_ID_BLOCK, "a restart starts a fresh block");
     }
 }

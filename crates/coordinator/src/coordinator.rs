@@ -548,7 +548,11 @@ impl GroupCoordinator {
 
     /// DescribeGroups. An unknown group is reported as Dead, and from v6 on
     /// with GROUP_ID_NOT_FOUND (KIP-1043), as Kafka does.
-    pub fn describe_groups(&self, version: i16, request: DescribeGroupsRequest) -> DescribeGroupsResponse {
+    pub fn describe_groups(
+        &self,
+        version: i16,
+        request: DescribeGroupsRequest,
+    ) -> DescribeGroupsResponse {
         let groups = request
             .groups
             .into_iter()

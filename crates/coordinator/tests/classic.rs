@@ -1238,9 +1238,13 @@ fn replay_keeps_a_replaced_static_member() {
 #[test]
 fn describing_an_unknown_group_is_dead_or_not_found_from_v6() {
     let h = Harness::no_delay();
-    let request = kafka_protocol::messages::DescribeGroupsRequest::default().with_groups(vec![gid("nobody")]);
+    let request =
+        kafka_protocol::messages::DescribeGroupsRequest::default().with_groups(vec![gid("nobody")]);
     let v5 = h.c.describe_groups(5, request.clone());
-    assert_eq!((v5.groups[0].error_code, v5.groups[0].group_state.as_str()), (0, "Dead"));
+    assert_eq!(
+        (v5.groups[0].error_code, v5.groups[0].group_state.as_str()),
+        (0, "Dead")
+    );
     let v6 = h.c.describe_groups(6, request);
     assert_eq!(v6.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
 }

@@ -46,6 +46,9 @@ const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+/// Set by the cleaner (KIP-534): the base timestamp holds the delete horizon,
+/// the time after which the batch's tombstones may be removed.
+pub(crate) const DELETE_HORIZON_BIT: i16 = 0x40;
 /// Codecs Kafka defines: none, gzip, snappy, lz4, zstd.
 const MAX_COMPRESSION_CODEC: i16 = 4;
 
@@ -78,7 +81,10 @@ impl BatchHeader {
         if buf.len() < LOG_OVERHEAD {
             return Err(LogError::corrupt(
                 0,
-                format!("{} bytes are too few for a batch's offset and length", buf.len()),
+                format!(
+                    "{} bytes are too few for a batch's offset and length",
+                    buf.len()
+                ),
             ));
         }
         let batch_length = read_i32(buf, LENGTH_POS);
@@ -89,7 +95,10 @@ impl BatchHeader {
             ));
         }
         if buf.len() <= MAGIC_POS {
-            return Err(LogError::corrupt(0, "batch truncated before its magic byte"));
+            return Err(LogError::corrupt(
+                0,
+                "batch truncated before its magic byte",
+            ));
         }
         let magic = buf[MAGIC_POS] as i8;
         if magic != MAGIC_V2 {
@@ -155,6 +164,12 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
+    }
+
+    /// The delete horizon set by the cleaner (KIP-534), if any: the batch's
+    /// tombstones may be removed from then on.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
     }
 }
 
@@ -234,6 +249,20 @@ impl<'a> Iterator for BatchIter<'a> {
 /// Validates one whole batch (exactly the bytes of one batch): framing, magic,
 /// CRC-32C, `recordCount == lastOffsetDelta + 1` and a known compression codec.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, LogError> {
+    let header = validate_stored(batch)?;
+    if i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1 {
+        return Err(LogError::InvalidRecords(format!(
+            "record count {} does not match last offset delta {}",
+            header.record_count, header.last_offset_delta
+        )));
+    }
+    Ok(header)
+}
+
+/// [`validate`] for a batch read back from a segment: a batch the cleaner
+/// rewrote keeps its offset range (base offset and last offset delta, as
+/// Kafka does) but may hold fewer records than offsets.
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, LogError> {
     let header = BatchHeader::parse(batch)?;
     if header.total_size() != batch.len() {
         return Err(LogError::corrupt(
@@ -261,9 +290,11 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, LogError> {
             header.record_count
         )));
     }
-    if i64::from(header.record_count) != i64::from(header.last_offset_delta) + 1 {
+    if header.last_offset_delta < 0
+        || i64::from(header.record_count) > i64::from(header.last_offset_delta) + 1
+    {
         return Err(LogError::InvalidRecords(format!(
-            "record count {} does not match last offset delta {}",
+            "record count {} does not fit last offset delta {}",
             header.record_count, header.last_offset_delta
         )));
     }
@@ -411,6 +442,38 @@ mod tests {
         }
         assert!(it.next().is_none());
         assert_eq!(it.position(), first);
+    }
+
+    proptest::proptest! {
+        /// The decoders never panic, whatever the bytes.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..200)) {
+            for found in batches(&bytes).flatten() {
+                let _ = validate(found.bytes);
+            }
+            let _ = BatchHeader::parse(&bytes);
+            let _ = validate(&bytes);
+        }
+
+        /// Valid batches with a few bytes changed: anything but the base
+        /// offset and the leader epoch (outside the CRC) is caught.
+        #[test]
+        fn damaged_batches_are_rejected(
+            payload in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..64),
+            damage in proptest::collection::btree_map(0usize..200, 1u8..=255, 1..4),
+        ) {
+            let good = batch(1, &payload);
+            let mut bad = good.clone();
+            for (&at, &xor) in &damage {
+                let at = at % bad.len();
+                bad[at] ^= xor;
+            }
+            let checked = (8..12).chain(16..good.len()).any(|i| bad[i] != good[i]);
+            let result = validate(&bad);
+            if checked {
+                proptest::prop_assert!(result.is_err(), "damage {:?} went unnoticed", damage);
+            }
+        }
     }
 
     #[test]

@@ -14,10 +14,18 @@ use crate::storage::{self, Storage};
 pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// The log start offset (advanced by DeleteRecords and retention).
 pub(crate) const LOG_START_OFFSET_FILE: &str = "log-start-offset-checkpoint";
+/// The cleaner's first dirty offset: everything below it was compacted (and
+/// is durable, the cleaner fsyncs what it writes).
+pub(crate) const CLEANER_OFFSET_FILE: &str = "cleaner-offset-checkpoint";
 
 const VERSION: &str = "0";
 
-pub(crate) fn write(storage: &dyn Storage, dir: &Path, name: &str, offset: i64) -> Result<(), LogError> {
+pub(crate) fn write(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    offset: i64,
+) -> Result<(), LogError> {
     let path = dir.join(name);
     let contents = format!("{VERSION}\n{offset}\n");
     storage::write_atomically(storage, &path, contents.as_bytes())

@@ -25,8 +25,43 @@ pub enum FlushPolicy {
     Never,
 }
 
+/// `cleanup.policy`: what happens to old data. Kafka allows `delete`,
+/// `compact`, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Retention by time and size deletes whole old segments.
+    pub delete: bool,
+    /// The cleaner keeps the latest record per key (see
+    /// [`crate::PartitionLog::compact`]).
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// `cleanup.policy=delete`, Kafka's default.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    /// `cleanup.policy=compact`: never deleted by time or size.
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+    /// `cleanup.policy=compact,delete`: both.
+    pub const COMPACT_DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: true,
+    };
+}
+
+impl Default for CleanupPolicy {
+    fn default() -> Self {
+        CleanupPolicy::DELETE
+    }
+}
+
 /// Configuration of one partition's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow beyond this.
     /// Values above `i32::MAX` are treated as `i32::MAX` (positions are 32-bit).
@@ -45,6 +80,20 @@ pub struct LogConfig {
     pub timestamp_type: TimestampType,
     /// `flush.ms`/`flush.messages`, simplified.
     pub flush: FlushPolicy,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone stays after the cleaner
+    /// first saw it, so that consumers get to see the delete.
+    pub delete_retention_ms: u64,
+    /// `min.cleanable.dirty.ratio`: clean only once at least this share of
+    /// the cleanable bytes was not cleaned yet.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are never cleaned.
+    pub min_compaction_lag_ms: u64,
+    /// `max.compaction.lag.ms`: a record older than this that was not
+    /// cleaned yet forces a clean whatever the dirty ratio. `None` is
+    /// Kafka's default (Long.MAX).
+    pub max_compaction_lag_ms: Option<u64>,
 }
 
 impl Default for LogConfig {
@@ -58,6 +107,11 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::Interval(Duration::from_millis(1000)),
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: DAY_MS,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: None,
         }
     }
 }

@@ -173,7 +173,12 @@ impl PartitionLog {
         };
         let mut last_written = self.checkpoint_lock.lock();
         if *last_written != segment_base {
-            checkpoint::write(&*self.storage, &self.dir, RECOVERY_POINT_FILE, recovery_point)?;
+            checkpoint::write(
+                &*self.storage,
+                &self.dir,
+                RECOVERY_POINT_FILE,
+                recovery_point,
+            )?;
             *last_written = segment_base;
         }
         Ok(())
@@ -190,9 +195,8 @@ impl PartitionLog {
             let state = self.state.upgradable_read();
             let active = state.active();
             for file in active.write_index_files(&*self.storage)? {
-                file.sync().map_err(|e| {
-                    LogError::io("fsyncing index of", &active.files.log_path, e)
-                })?;
+                file.sync()
+                    .map_err(|e| LogError::io("fsyncing index of", &active.files.log_path, e))?;
             }
             checkpoint::write(
                 &*self.storage,

@@ -55,7 +55,9 @@ impl OffsetIndex {
     /// index knows one: the first entry whose key is `>= offset`.
     pub fn position_at_or_after(&self, base_offset: i64, offset: i64) -> Option<u64> {
         let relative = offset - base_offset;
-        let n = self.entries.partition_point(|&(o, _)| i64::from(o) < relative);
+        let n = self
+            .entries
+            .partition_point(|&(o, _)| i64::from(o) < relative);
         self.entries.get(n).map(|&(_, p)| u64::from(p))
     }
 
@@ -162,7 +164,9 @@ impl TimeIndex {
                 ));
             }
             if relative_limit.is_some_and(|limit| u64::from(o) >= limit) {
-                return Err(format!("entry ({t}, {o}) points past the segment's records"));
+                return Err(format!(
+                    "entry ({t}, {o}) points past the segment's records"
+                ));
             }
             index.entries.push((t, o));
         }
@@ -205,7 +209,11 @@ impl SegmentIndexer {
     /// after the batch of the last offset-index entry was indexed, except for
     /// the byte counter; the caller re-feeds that batch and everything after
     /// it through [`SegmentIndexer::resume_batch`] / [`SegmentIndexer::on_batch`].
-    pub fn from_indexes(base_offset: i64, offset_index: OffsetIndex, time_index: TimeIndex) -> Self {
+    pub fn from_indexes(
+        base_offset: i64,
+        offset_index: OffsetIndex,
+        time_index: TimeIndex,
+    ) -> Self {
         let mut indexer = SegmentIndexer::new(base_offset);
         if let Some((t, o)) = time_index.last() {
             indexer.max_timestamp = t;
@@ -218,7 +226,8 @@ impl SegmentIndexer {
     }
 
     fn relative(&self, offset: i64) -> u32 {
-        u32::try_from(offset - self.base_offset).expect("relative offset fits in u32 (segments roll before)")
+        u32::try_from(offset - self.base_offset)
+            .expect("relative offset fits in u32 (segments roll before)")
     }
 
     fn track_timestamp(&mut self, header: &BatchHeader) {
@@ -239,7 +248,8 @@ impl SegmentIndexer {
             let position = u32::try_from(position).expect("segment positions fit in u32");
             self.offset_index.append(relative, position);
             let relative_max = self.relative(self.offset_of_max_timestamp);
-            self.time_index.maybe_append(self.max_timestamp, relative_max);
+            self.time_index
+                .maybe_append(self.max_timestamp, relative_max);
             self.bytes_since_last_entry = 0;
         }
         self.bytes_since_last_entry += header.total_size() as u64;
@@ -296,11 +306,20 @@ mod tests {
         idx.append(5, 90);
         let bytes = idx.to_bytes();
         assert_eq!(OffsetIndex::from_bytes(&bytes, 100).unwrap(), idx);
-        assert!(OffsetIndex::from_bytes(&bytes, 90).is_err(), "points past log");
-        assert!(OffsetIndex::from_bytes(&bytes[..7], 100).is_err(), "partial entry");
+        assert!(
+            OffsetIndex::from_bytes(&bytes, 90).is_err(),
+            "points past log"
+        );
+        assert!(
+            OffsetIndex::from_bytes(&bytes[..7], 100).is_err(),
+            "partial entry"
+        );
         let mut swapped = bytes[8..].to_vec();
         swapped.extend_from_slice(&bytes[..8]);
-        assert!(OffsetIndex::from_bytes(&swapped, 100).is_err(), "not monotonic");
+        assert!(
+            OffsetIndex::from_bytes(&swapped, 100).is_err(),
+            "not monotonic"
+        );
     }
 
     #[test]

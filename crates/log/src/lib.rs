@@ -1,6 +1,6 @@
 //! Strom's on-disk log: one partition's Kafka record batches (magic v2) in
 //! segment files, with sparse offset and time indexes, crash recovery,
-//! group-committed fsyncs, retention and DeleteRecords.
+//! group-committed fsyncs, retention, DeleteRecords and compaction.
 //!
 //! The format is Kafka's: a partition directory holds segments named by their
 //! base offset (`00000000000000000000.log`, `.index`, `.timeindex`); a `.log`
@@ -46,27 +46,56 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Durability: `append` only writes to the page cache. `flush_up_to(offset)`
+//! is a group commit: concurrent callers share one fdatasync round, and
+//! [`PartitionLog::durable_offset`] says how far the disk is known to hold.
+//! A small recovery-point checkpoint lets an unclean restart rescan only the
+//! segments written since; the rescan validates every batch (length, magic,
+//! CRC-32C, contiguous offsets), truncates a torn or corrupt tail and rebuilds
+//! indexes. The log start offset (DeleteRecords, retention) has its own
+//! checkpoint. [`PartitionLog::close`] leaves everything durable and indexed,
+//! so that a clean start loads index files instead of scanning.
+//!
+//! Concurrency: every method takes `&self`. Appends, rolls and retention
+//! serialise on an internal lock; reads copy what they need under a shared
+//! lock and read the files without holding it, so they never wait for an
+//! fsync or for another reader.
+//!
+//! Compaction: with `cleanup.policy` including `compact`,
+//! [`PartitionLog::compact`] (called periodically by the broker's cleaner)
+//! keeps the latest record per key in the durably sealed segments, removes
+//! tombstones `delete.retention.ms` after their first clean, and never
+//! renumbers offsets; cleaned segments are swapped in crash-safely (a crash
+//! recovers the old or the new segments) while reads go on.
+//!
 //! Modules: [`batch`] parses and validates batch headers; [`storage`] is the
 //! only place that touches files (swap in a fault-injecting [`Storage`] with
 //! [`PartitionLog::open_with_storage`]); the rest is internal: `index`,
 //! `segment`, `log` (append/read), `recovery` (open), `flush` (group commit,
-//! checkpoints), `retention`, `checkpoint`.
+//! checkpoints), `retention`, `checkpoint`, `compaction` (the cleaner),
+//! `records` (record-level decoding and rebuilding of batches), `swap`
+//! (the crash-safe segment swap).
 
 pub mod batch;
 mod checkpoint;
+mod compaction;
 mod config;
 mod error;
 mod flush;
 mod index;
 mod log;
+pub mod producer_state;
+mod records;
 mod recovery;
 mod retention;
 mod segment;
 pub mod storage;
+mod swap;
 
 use std::path::Path;
 
-pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use compaction::{CleanerOptions, CompactionReport, CompactionSkipped};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, BatchLocation, PartitionLog, ReadResult};
 pub use recovery::RecoveryReport;

@@ -81,7 +81,9 @@ impl LogState {
     }
 
     pub fn active_mut(&mut self) -> &mut Segment {
-        self.segments.last_mut().expect("a log always has a segment")
+        self.segments
+            .last_mut()
+            .expect("a log always has a segment")
     }
 }
 
@@ -110,6 +112,8 @@ pub struct PartitionLog {
     pub(crate) opened_at: Instant,
     /// Millis after `opened_at` at which the last flush completed.
     pub(crate) last_flush_ms: AtomicU64,
+    /// The cleaner's progress; held for a whole compaction pass.
+    pub(crate) cleaner: Mutex<crate::compaction::CleanerState>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -153,8 +157,22 @@ impl PartitionLog {
             next_offset = header.next_offset();
         }
         let last_offset = next_offset - 1;
+        // Index entries hold 32-bit offsets relative to the segment base.
+        if last_offset - base_offset > i64::from(i32::MAX) {
+            return Err(LogError::InvalidRecords(format!(
+                "one append may span at most {} offsets, this one spans {}",
+                i32::MAX,
+                next_offset - base_offset
+            )));
+        }
 
-        let state = if self.should_roll(state.active(), &config, data.len() as u64, last_offset, now_ms) {
+        let state = if self.should_roll(
+            state.active(),
+            &config,
+            data.len() as u64,
+            last_offset,
+            now_ms,
+        ) {
             self.roll(state)?
         } else {
             state
@@ -163,6 +181,22 @@ impl PartitionLog {
         let active = state.active();
         let position = active.size;
         let files = Arc::clone(&active.files);
+        let file_len = files
+            .log
+            .len()
+            .map_err(|e| LogError::io("measuring", &files.log_path, e))?;
+        if file_len != position {
+            // Index positions would be wrong from here on: refuse to write.
+            let reason = format!(
+                "{} is {file_len} bytes long but the log expects {position}",
+                files.log_path.display()
+            );
+            self.go_offline(reason.clone());
+            return Err(LogError::Io {
+                context: "appending".into(),
+                source: std::io::Error::other(reason),
+            });
+        }
         if let Err(e) = files.log.append(&data) {
             // Undo a partial write so the file matches what readers see.
             if let Err(undo) = files.log.truncate(position) {
@@ -457,7 +491,10 @@ impl PartitionLog {
         let mut best: Option<(i64, i64)> = None;
         for s in &state.segments {
             let ts = s.indexer.max_timestamp;
-            if ts >= 0 && s.next_offset > state.log_start_offset && best.is_none_or(|(b, _)| ts >= b) {
+            if ts >= 0
+                && s.next_offset > state.log_start_offset
+                && best.is_none_or(|(b, _)| ts >= b)
+            {
                 best = Some((ts, s.indexer.last_offset_of_max_timestamp));
             }
         }
@@ -552,7 +589,9 @@ fn validate_for_append(
     max_message_bytes: usize,
 ) -> Result<Vec<(usize, BatchHeader)>, LogError> {
     if data.is_empty() {
-        return Err(LogError::InvalidRecords("no record batches to append".into()));
+        return Err(LogError::InvalidRecords(
+            "no record batches to append".into(),
+        ));
     }
     let mut batches = Vec::new();
     for found in batch::batches(data) {

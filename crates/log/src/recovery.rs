@@ -13,6 +13,14 @@
 //! In both cases an index file that is missing or invalid (size not a
 //! multiple of the entry size, entries not monotonic, pointing past the log,
 //! last entry not naming a batch) is rebuilt from the `.log`.
+//!
+//! Compaction: first of all, a segment swap that a crash interrupted after
+//! its commit is completed (see `swap`). Segments below the recovery point,
+//! or wholly below the cleaner checkpoint, are durable and may have offset
+//! gaps (the cleaner removed records); their offset range reaches the next
+//! segment's base, and a rescan of one (for a bad index) accepts increasing
+//! offsets. Segments from the recovery point on were only ever appended to:
+//! they must be contiguous within and across segments.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,13 +29,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::checkpoint::{self, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::compaction::CleanerState;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::flush::FlushState;
 use crate::index::{OffsetIndex, SegmentIndexer, TimeIndex};
 use crate::log::LogState;
-use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::segment::{self, OffsetOrder, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::storage::{StdStorage, Storage};
 use crate::PartitionLog;
 
@@ -52,7 +61,11 @@ impl PartitionLog {
     /// With `clean_shutdown == false` the tail is recovered (see the module
     /// documentation of `recovery`); what was done is logged and available
     /// from [`PartitionLog::recovery_report`].
-    pub fn open(dir: &Path, config: LogConfig, clean_shutdown: bool) -> Result<PartitionLog, LogError> {
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+    ) -> Result<PartitionLog, LogError> {
         Self::open_with_storage(dir, config, clean_shutdown, Arc::new(StdStorage))
     }
 
@@ -92,6 +105,9 @@ impl PartitionLog {
             offline: Mutex::new(None),
             opened_at: Instant::now(),
             last_flush_ms: AtomicU64::new(0),
+            cleaner: Mutex::new(CleanerState {
+                first_dirty_offset: loaded.first_dirty_offset,
+            }),
         })
     }
 }
@@ -100,6 +116,7 @@ struct Loaded {
     state: LogState,
     report: Option<RecoveryReport>,
     checkpointed_segment_base: i64,
+    first_dirty_offset: i64,
 }
 
 struct Loader<'a> {
@@ -124,9 +141,14 @@ impl Loader<'_> {
         self.storage
             .create_dir_all(self.dir)
             .map_err(|e| self.io("creating partition directory", e))?;
+        if crate::swap::finish_interrupted(self.storage, self.dir)? {
+            self.repaired = true;
+            self.dir_changed = true;
+        }
         let bases = self.list_segments()?;
         let checkpointed_start = checkpoint::read(self.storage, self.dir, LOG_START_OFFSET_FILE)?;
         let recovery_point = checkpoint::read(self.storage, self.dir, RECOVERY_POINT_FILE)?;
+        let cleaned_up_to = checkpoint::read(self.storage, self.dir, CLEANER_OFFSET_FILE)?;
 
         let mut segments = Vec::with_capacity(bases.len().max(1));
         for base in bases {
@@ -142,30 +164,44 @@ impl Loader<'_> {
             segments.len() - 1
         } else {
             let point = recovery_point.unwrap_or(i64::MIN);
+            // Segments wholly below the cleaner's checkpoint were rewritten
+            // and fsynced by the cleaner: durable even if the recovery point
+            // was lost.
+            let cleaned = cleaned_up_to.unwrap_or(i64::MIN);
+            let cleaned_segments = segments[1..].partition_point(|s| s.base_offset <= cleaned);
             segments
                 .partition_point(|s| s.base_offset <= point)
                 .saturating_sub(1)
+                .max(cleaned_segments)
         };
         let mut i = 0;
         while i < segments.len() {
-            let is_last = i + 1 == segments.len();
+            // From the recovery point on, offsets are contiguous across
+            // segments: a gap means a later segment reached the disk while
+            // the end of an earlier one did not, and only the prefix before
+            // it is valid. (Below it, sealed segments span up to the next
+            // one's base even when the cleaner removed their last records.)
+            if i > 0 && segments[i].base_offset != segments[i - 1].next_offset {
+                let reason = format!(
+                    "segment starts at offset {} but the previous one ends at {}",
+                    segments[i].base_offset,
+                    segments[i - 1].next_offset
+                );
+                self.drop_segments_from(&mut segments, i, &reason)?;
+                break;
+            }
             let invalid = if i < scan_from {
                 let next_base = segments[i + 1].base_offset;
                 self.load_sealed(&mut segments[i], next_base)?
             } else if !self.clean {
                 self.report.segments_scanned += 1;
-                self.full_scan(&mut segments[i])?
+                self.full_scan(&mut segments[i], OffsetOrder::Contiguous)?
             } else {
                 self.load_active(&mut segments[i])?
             };
             if let Some((position, reason)) = invalid {
                 self.truncate(&mut segments, i, position, &reason)?;
                 break;
-            }
-            if !is_last {
-                let segment = &mut segments[i];
-                segment.indexer.seal();
-                segment.sealed = true;
             }
             i += 1;
         }
@@ -176,7 +212,7 @@ impl Loader<'_> {
             segments,
         };
         self.settle_offsets(&mut state, checkpointed_start)?;
-        self.finish_active(&mut state)?;
+        self.finish_segments(&mut state)?;
         self.persist(&state)?;
 
         let checkpointed_segment_base = if !self.clean || self.repaired {
@@ -197,6 +233,9 @@ impl Loader<'_> {
             )?;
         }
 
+        let first_dirty_offset = cleaned_up_to
+            .unwrap_or(state.log_start_offset)
+            .clamp(state.log_start_offset, state.log_end_offset);
         self.report.log_end_offset = state.log_end_offset;
         let report = (!self.clean || self.repaired).then_some(self.report.clone());
         if let Some(report) = &report {
@@ -210,6 +249,7 @@ impl Loader<'_> {
             state,
             report,
             checkpointed_segment_base,
+            first_dirty_offset,
         })
     }
 
@@ -326,7 +366,11 @@ impl Loader<'_> {
             Err(reason) => {
                 self.note_rebuild(segment, &reason);
                 self.report.segments_scanned += 1;
-                self.full_scan(segment)
+                let invalid = self.full_scan(segment, OffsetOrder::Increasing)?;
+                if invalid.is_none() {
+                    segment.next_offset = next_base;
+                }
+                Ok(invalid)
             }
         }
     }
@@ -339,20 +383,24 @@ impl Loader<'_> {
             Err(reason) => {
                 self.note_rebuild(segment, &reason);
                 self.report.segments_scanned += 1;
-                return self.full_scan(segment);
+                return self.full_scan(segment, OffsetOrder::Contiguous);
             }
         };
         let Some((_, position)) = offset_index.last() else {
             // Less than one index interval of data: just scan it all.
-            return self.full_scan(segment);
+            return self.full_scan(segment, OffsetOrder::Contiguous);
         };
         let position = u64::from(position);
         let first = segment.read_header(position)?;
-        let mut indexer = SegmentIndexer::from_indexes(segment.base_offset, offset_index, time_index);
+        let mut indexer =
+            SegmentIndexer::from_indexes(segment.base_offset, offset_index, time_index);
         let interval = self.config.index_interval_bytes;
-        let outcome = segment.scan(position, first.base_offset, |h, p| {
-            indexer.resume_batch(h, p, interval)
-        })?;
+        let outcome = segment.scan(
+            position,
+            first.base_offset,
+            OffsetOrder::Contiguous,
+            |h, p| indexer.resume_batch(h, p, interval),
+        )?;
         let time_index_ok = indexer
             .time_index
             .last()
@@ -362,7 +410,7 @@ impl Loader<'_> {
             // tells them apart.
             self.note_rebuild(segment, "resuming from the index failed");
             self.report.segments_scanned += 1;
-            return self.full_scan(segment);
+            return self.full_scan(segment, OffsetOrder::Contiguous);
         }
         segment.indexer = indexer;
         segment.next_offset = outcome.next_offset;
@@ -370,10 +418,16 @@ impl Loader<'_> {
     }
 
     /// Validates every batch and rebuilds the indexes from them.
-    fn full_scan(&mut self, segment: &mut Segment) -> Result<Invalid, LogError> {
+    fn full_scan(
+        &mut self,
+        segment: &mut Segment,
+        order: OffsetOrder,
+    ) -> Result<Invalid, LogError> {
         let mut indexer = SegmentIndexer::new(segment.base_offset);
         let interval = self.config.index_interval_bytes;
-        let outcome = segment.scan(0, segment.base_offset, |h, p| indexer.on_batch(h, p, interval))?;
+        let outcome = segment.scan(0, segment.base_offset, order, |h, p| {
+            indexer.on_batch(h, p, interval)
+        })?;
         segment.indexer = indexer;
         segment.next_offset = outcome.next_offset;
         segment.files.durable_sealed.store(false, Ordering::Release);
@@ -388,17 +442,13 @@ impl Loader<'_> {
         position: u64,
         reason: &str,
     ) -> Result<(), LogError> {
-        let later: Vec<Segment> = segments.drain(i + 1..).collect();
         let segment = &mut segments[i];
         let cut = segment.size - position;
-        let later_bytes: u64 = later.iter().map(|s| s.size).sum();
         tracing::warn!(
             dir = %self.dir.display(),
             segment = segment.base_offset,
             position,
             truncated_bytes = cut,
-            later_segments_deleted = later.len(),
-            later_bytes,
             %reason,
             "truncating log at invalid batch"
         );
@@ -408,21 +458,52 @@ impl Loader<'_> {
             .truncate(position)
             .map_err(|e| LogError::io("truncating", &segment.files.log_path, e))?;
         segment.size = position;
+        self.report.truncated_bytes += cut;
+        self.repaired = true;
+        self.drop_segments_from(segments, i + 1, reason)
+    }
+
+    /// Deletes segment `i` and every later one.
+    fn drop_segments_from(
+        &mut self,
+        segments: &mut Vec<Segment>,
+        i: usize,
+        reason: &str,
+    ) -> Result<(), LogError> {
+        if i >= segments.len() {
+            return Ok(());
+        }
+        let later: Vec<Segment> = segments.drain(i..).collect();
+        let bytes: u64 = later.iter().map(|s| s.size).sum();
+        tracing::warn!(
+            dir = %self.dir.display(),
+            first = later[0].base_offset,
+            segments = later.len(),
+            bytes,
+            %reason,
+            "deleting segments after the end of the valid log"
+        );
         for s in &later {
             s.delete_files(self.storage)?;
         }
-        self.report.truncated_bytes += cut + later_bytes;
+        self.report.truncated_bytes += bytes;
         self.repaired = true;
-        self.dir_changed |= !later.is_empty();
+        self.dir_changed = true;
         Ok(())
     }
 
     /// Derives the log start and end offsets, dropping segments wholly below
     /// the log start offset.
-    fn settle_offsets(&mut self, state: &mut LogState, checkpointed_start: Option<i64>) -> Result<(), LogError> {
+    fn settle_offsets(
+        &mut self,
+        state: &mut LogState,
+        checkpointed_start: Option<i64>,
+    ) -> Result<(), LogError> {
         let first_base = state.segments[0].base_offset;
         state.log_end_offset = state.active().next_offset;
-        state.log_start_offset = checkpointed_start.unwrap_or(first_base).max(first_base);
+        // The cleaner may have removed every record of the first segments
+        // (and then the segments): the log start offset stays where it was.
+        state.log_start_offset = checkpointed_start.unwrap_or(first_base);
         if state.log_start_offset > state.log_end_offset {
             tracing::warn!(
                 dir = %self.dir.display(),
@@ -453,8 +534,17 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn finish_active(&mut self, state: &mut LogState) -> Result<(), LogError> {
-        let active = state.active_mut();
+    /// Seals all segments but the last (idempotent for segments whose index
+    /// files already carry the final entry) and prepares the active one.
+    fn finish_segments(&mut self, state: &mut LogState) -> Result<(), LogError> {
+        let (active, sealed) = state
+            .segments
+            .split_last_mut()
+            .expect("a log always has a segment");
+        for segment in sealed {
+            segment.indexer.seal();
+            segment.sealed = true;
+        }
         active.sealed = false;
         if active.size > 0 {
             let first = active.read_header(0)?;
@@ -473,7 +563,10 @@ impl Loader<'_> {
     /// Makes what recovery decided durable: rebuilt index files of sealed
     /// segments, the log files of scanned segments, the directory.
     fn persist(&mut self, state: &LogState) -> Result<(), LogError> {
-        let (active, sealed) = state.segments.split_last().expect("a log always has a segment");
+        let (active, sealed) = state
+            .segments
+            .split_last()
+            .expect("a log always has a segment");
         for s in sealed {
             if s.files.durable_sealed.load(Ordering::Acquire) {
                 continue;

@@ -34,8 +34,9 @@ impl PartitionLog {
 
     /// Applies `retention.ms` (a segment whose largest timestamp is older than
     /// `now_ms - retention.ms`) and `retention.bytes` (delete the oldest
-    /// segments while the log stays at or above the limit without them), and
-    /// drops segments wholly below the log start offset. If the active
+    /// segments while the log stays at or above the limit without them) if
+    /// `cleanup.policy` includes `delete`, and drops segments wholly below
+    /// the log start offset whatever the policy. If the active
     /// segment itself has to go and is not empty, it is rolled first, as
     /// Kafka does. Returns the number of segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
@@ -44,7 +45,9 @@ impl PartitionLog {
         let segments = &state.segments;
         let mut count = segments_below(&state, state.log_start_offset);
 
-        if let Some(retention_ms) = config.retention_ms {
+        // `compact` alone keeps data whatever its age or size.
+        let deletes = config.cleanup_policy.delete;
+        if let Some(retention_ms) = config.retention_ms.filter(|_| deletes) {
             let retention_ms = i64::try_from(retention_ms).unwrap_or(i64::MAX);
             let mut expired = 0;
             for s in segments {
@@ -56,7 +59,7 @@ impl PartitionLog {
             count = count.max(expired);
         }
 
-        if let Some(retention_bytes) = config.retention_bytes {
+        if let Some(retention_bytes) = config.retention_bytes.filter(|_| deletes) {
             let total: u64 = segments.iter().map(|s| s.size).sum();
             let mut excess = i128::from(total) - i128::from(retention_bytes);
             let mut over = 0;
@@ -81,7 +84,9 @@ impl PartitionLog {
         } else {
             state
         };
-        let new_start = state.segments[count].base_offset.max(state.log_start_offset);
+        let new_start = state.segments[count]
+            .base_offset
+            .max(state.log_start_offset);
         self.delete_prefix(state, count, new_start)?;
         Ok(count)
     }

@@ -60,6 +60,17 @@ pub(crate) struct Segment {
     pub sealed: bool,
 }
 
+/// What [`Segment::scan`] demands of consecutive batches' offsets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OffsetOrder {
+    /// Each batch starts where the previous one ended: a segment written by
+    /// appends only, whose unsynced tail may have been damaged.
+    Contiguous,
+    /// Each batch starts after the previous one ended: a durably sealed
+    /// segment, which the cleaner may have rewritten with gaps.
+    Increasing,
+}
+
 /// How far a scan of a segment got.
 #[derive(Debug)]
 pub(crate) struct ScanOutcome {
@@ -72,7 +83,7 @@ pub(crate) struct ScanOutcome {
 }
 
 impl Segment {
-    fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+    pub(crate) fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
         (
             dir.join(file_name(base_offset, LOG_SUFFIX)),
             dir.join(file_name(base_offset, INDEX_SUFFIX)),
@@ -81,7 +92,11 @@ impl Segment {
     }
 
     /// Creates a new, empty segment (replacing any file of the same name).
-    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        base_offset: i64,
+    ) -> Result<Segment, LogError> {
         let (log_path, index_path, time_index_path) = Self::paths(dir, base_offset);
         let log = storage
             .open(&log_path, OpenMode::Truncate)
@@ -146,11 +161,10 @@ impl Segment {
         if self.indexer.max_timestamp >= 0 {
             return Ok(self.indexer.max_timestamp);
         }
-        let modified = self
-            .files
-            .log
-            .modified_ms()
-            .map_err(|e| LogError::io("reading modification time of", &self.files.log_path, e))?;
+        let modified =
+            self.files.log.modified_ms().map_err(|e| {
+                LogError::io("reading modification time of", &self.files.log_path, e)
+            })?;
         Ok(modified.unwrap_or(i64::MAX))
     }
 
@@ -193,12 +207,13 @@ impl Segment {
 
     /// Scans batches from `position` to the end of the file, validating each
     /// one (framing, magic, CRC, counts, offsets continuing from
-    /// `expected_offset`) and handing valid ones to `on_batch`. Stops at the
-    /// first invalid or torn batch.
+    /// `expected_offset` as `order` demands) and handing valid ones to
+    /// `on_batch`. Stops at the first invalid or torn batch.
     pub fn scan(
         &self,
         position: u64,
         expected_offset: i64,
+        order: OffsetOrder,
         mut on_batch: impl FnMut(&BatchHeader, u64),
     ) -> Result<ScanOutcome, LogError> {
         let file = &self.files.log;
@@ -249,16 +264,31 @@ impl Segment {
                     ));
                     return Ok(outcome);
                 }
-                if let Err(e) = batch::validate(&rest[..size]) {
+                if let Err(e) = batch::validate_stored(&rest[..size]) {
                     outcome.invalid = Some((batch_position, e.to_string()));
                     return Ok(outcome);
                 }
-                if header.base_offset != outcome.next_offset {
+                let in_order = match order {
+                    OffsetOrder::Contiguous => header.base_offset == outcome.next_offset,
+                    OffsetOrder::Increasing => header.base_offset >= outcome.next_offset,
+                };
+                if !in_order {
                     outcome.invalid = Some((
                         batch_position,
                         format!(
                             "batch base offset {} does not continue from offset {}",
                             header.base_offset, outcome.next_offset
+                        ),
+                    ));
+                    return Ok(outcome);
+                }
+                if header.last_offset() - self.base_offset > i64::from(i32::MAX) {
+                    outcome.invalid = Some((
+                        batch_position,
+                        format!(
+                            "batch ends at offset {}, too far beyond the segment base {}",
+                            header.last_offset(),
+                            self.base_offset
                         ),
                     ));
                     return Ok(outcome);

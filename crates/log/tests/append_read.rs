@@ -146,6 +146,49 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Damaged producer input never panics the log and is rejected whole,
+    /// unless the damage only touched fields outside the CRC that the log
+    /// overwrites or passes through (base offset, leader epoch).
+    #[test]
+    fn damaged_appends_are_all_or_nothing(
+        batch_count in 1usize..4,
+        damage in prop::collection::btree_map(0usize..2000, 1u8..=255, 0..4),
+        cut in prop::option::of(0usize..2000),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), small_config());
+        log.append(&batch(1, 10, T0), T0).unwrap();
+        let before = dir_snapshot(dir.path());
+        let good: Vec<Vec<u8>> = (0..batch_count).map(|i| batch(1 + i, 20 * i, T0)).collect();
+        let mut input = good.concat();
+        for (&at, &xor) in &damage {
+            let at = at % input.len();
+            input[at] ^= xor;
+        }
+        if let Some(cut) = cut {
+            input.truncate(cut % (input.len() + 1));
+        }
+        match log.append(&input, T0) {
+            Ok(info) => {
+                // Only harmless damage may pass: every batch still validates.
+                for found in batch::batches(&input) {
+                    prop_assert!(batch::validate(found.unwrap().bytes).is_ok());
+                }
+                prop_assert_eq!(info.base_offset, 1);
+            }
+            Err(e) => {
+                prop_assert!(e.is_client_error(), "{e}");
+                prop_assert_eq!(log.log_end_offset(), 1);
+                prop_assert_eq!(dir_snapshot(dir.path()), before);
+            }
+        }
+        prop_assert_eq!(log.append(&batch(1, 1, T0), T0).unwrap().base_offset, log.log_end_offset() - 1);
+    }
+}
+
 fn dir_snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
@@ -210,7 +253,10 @@ fn corrupt_or_invalid_appends_change_nothing() {
         log.append(&count_mismatch, T0),
         Err(LogError::InvalidRecords(_))
     ));
-    assert!(matches!(log.append(&[], T0), Err(LogError::InvalidRecords(_))));
+    assert!(matches!(
+        log.append(&[], T0),
+        Err(LogError::InvalidRecords(_))
+    ));
     match log.append(&too_large, T0) {
         Err(LogError::RecordTooLarge { size, max }) => {
             assert_eq!((size, max), (too_large.len(), 2000))
@@ -236,7 +282,9 @@ fn log_append_time_rewrite_keeps_a_valid_crc() {
     );
     let now = T0 + 12345;
     for compression in COMPRESSIONS {
-        let info = log.append(&batch_with(3, 50, T0, compression), now).unwrap();
+        let info = log
+            .append(&batch_with(3, 50, T0, compression), now)
+            .unwrap();
         assert_eq!(info.log_append_time, now);
         let read = log.read(info.base_offset, 0, None).unwrap();
         let header = batch::validate(&read.records).unwrap();
@@ -338,7 +386,8 @@ fn concurrent_readers_see_whole_batches_while_appending() {
         let log = Arc::clone(&log);
         std::thread::spawn(move || {
             for i in 0..300 {
-                log.append(&batch(1 + i % 3, 40, T0 + i as i64), T0).unwrap();
+                log.append(&batch(1 + i % 3, 40, T0 + i as i64), T0)
+                    .unwrap();
             }
         })
     };

@@ -43,8 +43,13 @@ fn concurrent_flushes_share_fsyncs() {
     let storage = TestStorage::slow_sync(Duration::from_millis(5));
     let syncs = Arc::clone(&storage.syncs);
     let log = Arc::new(
-        PartitionLog::open_with_storage(dir.path(), small_config(), false, storage as Arc<dyn Storage>)
-            .unwrap(),
+        PartitionLog::open_with_storage(
+            dir.path(),
+            small_config(),
+            false,
+            storage as Arc<dyn Storage>,
+        )
+        .unwrap(),
     );
     let syncs_at_open = syncs.load(Ordering::Relaxed);
     let callers = run(&log, 16, 5);
@@ -54,8 +59,14 @@ fn concurrent_flushes_share_fsyncs() {
     assert!(log_fsyncs > 0);
     // Segments roll here (4 KiB), so a round may fsync two log files and
     // write a checkpoint; sharing must still beat one fsync per caller.
-    assert!(log_fsyncs < callers, "{log_fsyncs} log fsyncs for {callers} callers");
-    assert!(all_syncs < callers, "{all_syncs} fsyncs for {callers} callers");
+    assert!(
+        log_fsyncs < callers,
+        "{log_fsyncs} log fsyncs for {callers} callers"
+    );
+    assert!(
+        all_syncs < callers,
+        "{all_syncs} fsyncs for {callers} callers"
+    );
     assert_eq!(log.durable_offset(), log.log_end_offset());
 }
 

@@ -243,7 +243,9 @@ pub fn describe_groups(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let version = ctx.version;
-    ctx.broker.groups.read(|c| c.describe_groups(version, request))
+    ctx.broker
+        .groups
+        .read(|c| c.describe_groups(version, request))
 }
 
 pub async fn delete_groups(

@@ -20,6 +20,8 @@ pub const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let b = ctx.broker.clone();
+    // The leader epoch field exists from v4 on.
+    let leader_epoch = if ctx.version >= 4 { 0 } else { -1 };
     let topics = blocking(move || {
         request
             .topics
@@ -32,7 +34,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                     .map(|p| {
                         let response = ListOffsetsPartitionResponse::default()
                             .with_partition_index(p.partition_index)
-                            .with_leader_epoch(0);
+                            .with_leader_epoch(leader_epoch);
                         let partition = topic.as_ref().and_then(|topic| {
                             usize::try_from(p.partition_index)
                                 .ok()

@@ -193,9 +193,7 @@ fn encode_response(
     header
         .encode(&mut buf, api_key.response_header_version(version))
         .and_then(|_| body.encode(&mut buf, version))
-        .map_err(|e| {
-            ConnectionError::Malformed(format!("encoding {api_key:?} v{version} response: {e:#}"))
-        })?;
+        .map_err(|e| ConnectionError::Encode(format!("{api_key:?} v{version} response: {e:#}")))?;
     Ok(buf)
 }
 

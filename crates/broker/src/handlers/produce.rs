@@ -9,6 +9,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::records::RecordBatchDecoder;
 use std::sync::Arc;
 use strom_log::FlushPolicy;
 
@@ -172,8 +173,12 @@ fn append(
         }
     };
     let log = partition.log()?;
+    let config = log.config();
+    if config.cleanup_policy.compact {
+        check_keys(records, config.max_message_bytes, &topic.name, item.index)?;
+    }
     let info = log.append(records, crate::metadata::now_ms())?;
-    if log.config().flush == FlushPolicy::Always {
+    if config.flush == FlushPolicy::Always {
         match to_sync
             .iter_mut()
             .find(|(p, _, _)| Arc::ptr_eq(p, partition))
@@ -190,4 +195,40 @@ fn append(
         log_append_time: info.log_append_time,
         log_start_offset: info.log_start_offset,
     })
+}
+
+/// A compacted topic keeps the latest record per key, so Kafka refuses
+/// records without a key there. Seeing keys takes a record-level decode
+/// (decompressing), which only compacted topics pay for; the append path of
+/// other topics reads batch headers only.
+fn check_keys(
+    records: &Bytes,
+    max_message_bytes: usize,
+    topic: &str,
+    partition: i32,
+) -> Result<(), ApiError> {
+    let too_large = strom_log::batch::batches(records)
+        .any(|b| b.map_or(true, |b| b.bytes.len() > max_message_bytes));
+    if too_large {
+        // Malformed or oversized: the append refuses it with the right code.
+        return Ok(());
+    }
+    let mut buf = records.clone();
+    let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| {
+        ApiError::new(
+            ResponseError::CorruptMessage,
+            format!("records for {topic}-{partition} could not be decoded: {e:#}"),
+        )
+    })?;
+    let keyless = sets
+        .iter()
+        .flat_map(|set| &set.records)
+        .any(|r| !r.control && r.key.is_none());
+    if keyless {
+        return Err(ApiError::new(
+            ResponseError::InvalidRecord,
+            format!("Compacted topic cannot accept message without key in topic partition {topic}-{partition}."),
+        ));
+    }
+    Ok(())
 }

@@ -2,7 +2,9 @@
 //! was fsynced, so that [`CrashStorage::crash_into`] can materialise what a
 //! power loss could leave behind: directory entries as of the last directory
 //! fsync, file contents as of their last fsync plus a random (torn) prefix of
-//! what was appended since.
+//! what was appended since. [`CrashStorage::crash_after`] makes the process
+//! "die" after a number of further changes: from then on every change fails
+//! and reaches nothing, so a crash can be placed at any step of a protocol.
 
 use std::collections::HashMap;
 use std::io;
@@ -30,6 +32,27 @@ struct State {
     names: HashMap<PathBuf, Inode>,
     /// The namespace as of the last fsync of each path's directory.
     durable_names: HashMap<PathBuf, Inode>,
+    /// Changes (writes, fsyncs, creations, renames, removals) still allowed.
+    budget: Option<u64>,
+    /// A change was refused: the simulated crash happened.
+    refused: bool,
+}
+
+impl State {
+    /// Spends one change of the budget; fails once it is used up.
+    fn change(&mut self) -> io::Result<()> {
+        match &mut self.budget {
+            Some(0) => {
+                self.refused = true;
+                Err(io::Error::other("simulated crash: the process is gone"))
+            }
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -53,6 +76,16 @@ impl CrashStorage {
         })
     }
 
+    /// Lets `changes` more changes through; every later one fails.
+    pub fn crash_after(&self, changes: u64) {
+        self.state.lock().budget = Some(changes);
+    }
+
+    /// Whether a change failed because of [`CrashStorage::crash_after`].
+    pub fn crashed(&self) -> bool {
+        self.state.lock().refused
+    }
+
     /// Writes what survives a crash of `dir` into `target` (a new directory).
     pub fn crash_into(&self, dir: &Path, target: &Path) {
         let state = self.state.lock();
@@ -70,7 +103,14 @@ impl CrashStorage {
             // Appends since the last fsync may have partly reached the disk.
             if contents.current.starts_with(&contents.synced) {
                 let unsynced = &contents.current[contents.synced.len()..];
-                let torn = rng.gen_range(0..=unsynced.len());
+                // None, all, or a torn prefix, equally likely: whole
+                // appends getting lost or kept is what exposes ordering
+                // mistakes between files.
+                let torn = match rng.gen_range(0..3) {
+                    0 => 0,
+                    1 => unsynced.len(),
+                    _ => rng.gen_range(0..=unsynced.len()),
+                };
                 data.extend_from_slice(&unsynced[..torn]);
             }
             std::fs::write(target.join(path.file_name().unwrap()), data).unwrap();
@@ -80,6 +120,9 @@ impl CrashStorage {
 
 impl Storage for CrashStorage {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        if mode != OpenMode::Existing {
+            self.state.lock().change()?;
+        }
         let inner = StdStorage.open(path, mode)?;
         let mut state = self.state.lock();
         let existing = state.names.get(path).copied();
@@ -109,11 +152,13 @@ impl Storage for CrashStorage {
         StdStorage.exists(path)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
+        self.state.lock().change()?;
         StdStorage.remove(path)?;
         self.state.lock().names.remove(path);
         Ok(())
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.state.lock().change()?;
         StdStorage.rename(from, to)?;
         let mut state = self.state.lock();
         if let Some(inode) = state.names.remove(from) {
@@ -134,8 +179,9 @@ impl Storage for CrashStorage {
         Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdStorage.sync_dir(dir)?;
+        // No real fsync: the model decides what survives.
         let mut state = self.state.lock();
+        state.change()?;
         let State {
             names,
             durable_names,
@@ -153,6 +199,7 @@ impl Storage for CrashStorage {
 
 impl StorageFile for CrashFile {
     fn append(&self, data: &[u8]) -> io::Result<()> {
+        self.state.lock().change()?;
         self.inner.append(data)?;
         let mut state = self.state.lock();
         state
@@ -169,11 +216,13 @@ impl StorageFile for CrashFile {
     fn sync(&self) -> io::Result<()> {
         // No real fsync: the model decides what survives.
         let mut state = self.state.lock();
+        state.change()?;
         let contents = state.inodes.get_mut(&self.inode).unwrap();
         contents.synced = contents.current.clone();
         Ok(())
     }
     fn truncate(&self, len: u64) -> io::Result<()> {
+        self.state.lock().change()?;
         self.inner.truncate(len)?;
         let mut state = self.state.lock();
         state

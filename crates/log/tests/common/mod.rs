@@ -51,7 +51,9 @@ pub fn batch_with(
             timestamp: first_timestamp + i as i64,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(
-                (0..value_len).map(|j| (i * 31 + j) as u8).collect::<Vec<u8>>(),
+                (0..value_len)
+                    .map(|j| (i * 31 + j) as u8)
+                    .collect::<Vec<u8>>(),
             )),
             headers: Default::default(),
         })
@@ -78,6 +80,68 @@ pub fn batch_with(
 /// An uncompressed batch.
 pub fn batch(records: usize, value_len: usize, first_timestamp: i64) -> Vec<u8> {
     batch_with(records, value_len, first_timestamp, Compression::None)
+}
+
+/// A key and a value; `None` value = tombstone, `None` key = keyless.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// One v2 batch of the given records, all stamped `timestamp` (base offset 0).
+pub fn keyed_batch(records: &[KeyValue], timestamp: i64, compression: Compression) -> Vec<u8> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp,
+            key: key.clone().map(Bytes::from),
+            value: value.clone().map(Bytes::from),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .expect("encoding a batch");
+    buf.to_vec()
+}
+
+/// Every record of the log from its start, decoded, following offset gaps
+/// (a compacted log has them).
+pub fn log_records(log: &PartitionLog) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, 64 * 1024, None).unwrap();
+        if read.records.is_empty() {
+            break;
+        }
+        for record in decode(&read.records) {
+            if record.offset >= offset {
+                offset = record.offset + 1;
+                out.push(record);
+            }
+        }
+        let last = batch::batches(&read.records)
+            .map(|b| b.unwrap().header.next_offset())
+            .last()
+            .unwrap();
+        offset = offset.max(last);
+    }
+    out
 }
 
 /// Decodes every record in `bytes` with kafka-protocol's decoder.
