@@ -2,6 +2,7 @@
 //! ([`kafka_protocol::error::ResponseError`]) chosen at the protocol edge.
 
 use kafka_protocol::error::ResponseError;
+use strom_log::producer_state::SequenceError;
 use strom_log::LogError;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,11 @@ pub fn log_error_code(err: &LogError) -> ResponseError {
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::InvalidRecords(_) => ResponseError::InvalidRecord,
+        LogError::ProducerSequence(e) => match e {
+            SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+            SequenceError::UnknownProducer { .. } => ResponseError::UnknownProducerId,
+        },
         _ => ResponseError::KafkaStorageError,
     }
 }

@@ -125,13 +125,31 @@ fn strategy_round(strategy: &str) {
     let bootstrap = broker.bootstrap();
     let topic = unique("shared");
     create_topic(&bootstrap, &topic, 6, &[]);
-    produce_numbered(&bootstrap, &topic, 6, 0..60);
     let group = unique("g");
     let extra = [("partition.assignment.strategy", strategy)];
     let (a, _) = group_consumer(&bootstrap, &group, &extra);
     let (b, _) = group_consumer(&bootstrap, &group, &extra);
     a.subscribe(&[&topic]).unwrap();
     b.subscribe(&[&topic]).unwrap();
+    // Produce once the group has settled with both members: records read
+    // during a rebalance without commits may legitimately be read again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (na, nb) = (
+            a.assignment().unwrap().count(),
+            b.assignment().unwrap().count(),
+        );
+        if na > 0 && nb > 0 && na + nb == 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{strategy}: the group never settled ({na} + {nb})"
+        );
+        assert!(a.poll(Duration::from_millis(50)).is_none());
+        assert!(b.poll(Duration::from_millis(50)).is_none());
+    }
+    produce_numbered(&bootstrap, &topic, 6, 0..60);
     let got = drain(&[&a, &b], 60);
     let unique_records: HashSet<_> = got.iter().map(|r| r.3.clone()).collect();
     assert_eq!(

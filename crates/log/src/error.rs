@@ -51,6 +51,11 @@ pub enum LogError {
     /// record count not matching the offset delta, unknown compression codec).
     #[error("invalid records: {0}")]
     InvalidRecords(String),
+
+    /// An idempotent producer's batch is out of sequence, from a fenced
+    /// epoch, or from a producer the log does not know.
+    #[error("{0}")]
+    ProducerSequence(#[from] crate::producer_state::SequenceError),
 }
 
 impl LogError {
@@ -78,6 +83,7 @@ impl LogError {
                 | LogError::RecordTooLarge { .. }
                 | LogError::OffsetOutOfRange { .. }
                 | LogError::InvalidRecords(_)
+                | LogError::ProducerSequence(_)
         )
     }
 }

@@ -204,6 +204,7 @@ impl PartitionLog {
                 LOG_START_OFFSET_FILE,
                 state.log_start_offset,
             )?;
+            crate::producer_state::write_snapshot(&*self.storage, &self.dir, &state)?;
         }
         *self.checkpoint_lock.lock() = i64::MIN;
         self.maybe_checkpoint_recovery_point(self.durable_offset())

@@ -21,6 +21,7 @@ use crate::batch::{self, BatchHeader};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::LogError;
 use crate::flush::FlushState;
+use crate::producer_state::SequenceCheck;
 use crate::segment::{self, Segment, SegmentFiles};
 use crate::storage::Storage;
 use crate::RecoveryReport;
@@ -36,6 +37,9 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     pub record_count: i64,
     pub log_start_offset: i64,
+    /// The batch was a re-send of one already in the log (idempotent
+    /// producer): nothing was appended, the offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// What [`PartitionLog::read`] found.
@@ -65,6 +69,8 @@ pub(crate) struct LogState {
     pub segments: Vec<Segment>,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// Idempotent producers' epochs and last batches, for de-duplication.
+    pub producers: crate::producer_state::ProducerStateManager,
 }
 
 impl LogState {
@@ -144,6 +150,27 @@ impl PartitionLog {
         self.check_online()?;
         let state = self.state.upgradable_read();
 
+        // Idempotent producers: one batch per request (as Kafka requires),
+        // re-sends answered with their original offsets, gaps refused.
+        if batches.iter().any(|(_, h)| h.producer_id >= 0) && batches.len() > 1 {
+            return Err(LogError::InvalidRecords(
+                "an idempotent or transactional producer must send exactly one batch per partition"
+                    .into(),
+            ));
+        }
+        if let Some((_, header)) = batches.first() {
+            if let SequenceCheck::Duplicate(original) = state.producers.check(header)? {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time: -1,
+                    record_count: original.last_offset - original.first_offset + 1,
+                    log_start_offset: state.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
+
         let base_offset = state.log_end_offset;
         let mut next_offset = base_offset;
         let log_append_time = config.timestamp_type == TimestampType::LogAppendTime;
@@ -219,6 +246,9 @@ impl PartitionLog {
         active.size += data.len() as u64;
         active.next_offset = next_offset;
         active.roll_base_ms.get_or_insert(now_ms);
+        for (_, header) in &batches {
+            state.producers.update(header, header.base_offset);
+        }
         state.log_end_offset = next_offset;
         Ok(AppendInfo {
             base_offset,
@@ -226,6 +256,7 @@ impl PartitionLog {
             log_append_time: if log_append_time { now_ms } else { -1 },
             record_count: next_offset - base_offset,
             log_start_offset: state.log_start_offset,
+            duplicate: false,
         })
     }
 

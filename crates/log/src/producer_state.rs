@@ -270,6 +270,56 @@ impl ProducerStateManager {
     }
 }
 
+/// The file holding a snapshot: the offset it covers up to (8 bytes), then
+/// [`ProducerStateManager::to_snapshot`].
+pub(crate) const SNAPSHOT_FILE: &str = "producer-state-snapshot";
+
+/// Written at clean close, so the next open need not scan the whole log.
+pub(crate) fn write_snapshot(
+    storage: &dyn crate::storage::Storage,
+    dir: &std::path::Path,
+    state: &crate::log::LogState,
+) -> Result<(), crate::LogError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let mut bytes = state.log_end_offset.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&state.producers.to_snapshot());
+    crate::storage::write_atomically(storage, &path, &bytes)
+        .map_err(|e| crate::LogError::io("writing producer state snapshot", &path, e))
+}
+
+/// Rebuilds the producer state at open: the snapshot (if it is readable and
+/// not beyond the log's end), then every batch header after it.
+pub(crate) fn rebuild(
+    storage: &dyn crate::storage::Storage,
+    dir: &std::path::Path,
+    state: &crate::log::LogState,
+) -> Result<ProducerStateManager, crate::LogError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let snapshot = storage
+        .read_file(&path)
+        .map_err(|e| crate::LogError::io("reading producer state snapshot", &path, e))?
+        .and_then(|bytes| {
+            let offset = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+            let producers = ProducerStateManager::from_snapshot(&bytes[8..])?;
+            (offset <= state.log_end_offset).then_some((producers, offset))
+        });
+    let (mut producers, from) = snapshot.unwrap_or_default();
+    for segment in &state.segments {
+        if segment.next_offset <= from {
+            continue;
+        }
+        let mut position = 0u64;
+        while position < segment.size {
+            let header = segment.read_header(position)?;
+            if header.last_offset() >= from {
+                producers.update(&header, header.base_offset);
+            }
+            position += header.total_size() as u64;
+        }
+    }
+    Ok(producers)
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {

@@ -210,9 +210,11 @@ impl Loader<'_> {
             log_start_offset: 0,
             log_end_offset: 0,
             segments,
+            producers: Default::default(),
         };
         self.settle_offsets(&mut state, checkpointed_start)?;
         self.finish_segments(&mut state)?;
+        state.producers = crate::producer_state::rebuild(self.storage, self.dir, &state)?;
         self.persist(&state)?;
 
         let checkpointed_segment_base = if !self.clean || self.repaired {

@@ -15,6 +15,7 @@ mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod producer_id;
 
 use crate::connection::{peek_header, ConnectionError};
 use crate::server::BrokerContext;
@@ -52,6 +53,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -171,6 +173,9 @@ pub async fn handle(
         }
         RequestKind::ConsumerGroupDescribe(req) => {
             ResponseKind::ConsumerGroupDescribe(groups::consumer_group_describe(&ctx, req))
+        }
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(producer_id::handle(&ctx, req).await)
         }
         other => {
             // Unreachable while SUPPORTED and this match agree; close rather than panic.
