@@ -40,6 +40,7 @@ pub mod consumer_protocol;
 mod coordinator;
 pub mod group;
 pub mod records;
+pub mod txn;
 
 pub use classic::ClientInfo;
 pub use consumer::TopicsView;
