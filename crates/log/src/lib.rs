@@ -80,6 +80,7 @@ pub mod batch;
 mod checkpoint;
 mod compaction;
 mod config;
+pub mod control;
 mod error;
 mod flush;
 mod index;

@@ -138,9 +138,75 @@ impl PartitionLog {
     /// if configured, and appends all batches or none. Rolls a new segment
     /// first when the active one is full or too old. Does not fsync.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        self.append_internal(records, now_ms, None)
+    }
+
+    /// Appends a transaction marker (a control batch) ending `producer_id`'s
+    /// open transaction in this partition: a commit, or an abort that
+    /// read_committed consumers then skip.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let batch = crate::control::marker_batch(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        );
+        self.append_internal(&batch, now_ms, Some(commit))
+    }
+
+    /// The offset below which every transaction is decided (committed or
+    /// aborted): read_committed consumers read up to here.
+    pub fn last_stable_offset(&self) -> i64 {
+        let state = self.state.read();
+        state
+            .producers
+            .first_unstable_offset()
+            .unwrap_or(state.log_end_offset)
+            .min(state.log_end_offset)
+    }
+
+    /// Aborted transactions overlapping `[from, to)`, for read_committed fetches.
+    pub fn aborted_transactions(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Vec<crate::producer_state::AbortedTxn> {
+        self.state.read().producers.aborted_between(from, to)
+    }
+
+    /// The idempotent and transactional producers this partition knows.
+    pub fn producer_states(&self) -> Vec<(i64, crate::producer_state::ProducerEntry)> {
+        self.state
+            .read()
+            .producers
+            .producers()
+            .map(|(id, e)| (id, e.clone()))
+            .collect()
+    }
+
+    /// `marker`: Some(commit) when appending a transaction marker.
+    fn append_internal(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+        marker: Option<bool>,
+    ) -> Result<AppendInfo, LogError> {
         let config = self.config();
         let mut data = records.to_vec();
         let mut batches = validate_for_append(&data, config.max_message_bytes)?;
+        if marker.is_none() && batches.iter().any(|(_, h)| h.is_control()) {
+            return Err(LogError::InvalidRecords(
+                "control batches are written by the broker, not by clients".into(),
+            ));
+        }
         if data.len() as u64 > u64::from(u32::MAX) / 2 {
             return Err(LogError::InvalidRecords(format!(
                 "{} bytes are too many for one append",
@@ -158,7 +224,19 @@ impl PartitionLog {
                     .into(),
             ));
         }
-        if let Some((_, header)) = batches.first() {
+        if let (Some(commit), Some((_, header))) = (marker, batches.first()) {
+            if let Some(entry) = state.producers.get(header.producer_id) {
+                if header.producer_epoch < entry.epoch {
+                    return Err(crate::producer_state::SequenceError::StaleEpoch {
+                        producer_id: header.producer_id,
+                        epoch: header.producer_epoch,
+                        current: entry.epoch,
+                    }
+                    .into());
+                }
+            }
+            let _ = commit;
+        } else if let Some((_, header)) = batches.first() {
             if let SequenceCheck::Duplicate(original) = state.producers.check(header)? {
                 return Ok(AppendInfo {
                     base_offset: original.first_offset,
@@ -247,7 +325,12 @@ impl PartitionLog {
         active.next_offset = next_offset;
         active.roll_base_ms.get_or_insert(now_ms);
         for (_, header) in &batches {
-            state.producers.update(header, header.base_offset);
+            match marker {
+                Some(commit) => state
+                    .producers
+                    .complete_txn(header, header.base_offset, commit),
+                None => state.producers.update(header, header.base_offset),
+            }
         }
         state.log_end_offset = next_offset;
         Ok(AppendInfo {

@@ -35,6 +35,18 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Timestamp of the last append (for expiring idle producers).
     pub last_timestamp: i64,
+    /// First offset of this producer's open transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+/// A transaction aborted in this partition: consumers reading committed
+/// data skip this producer's records from `first_offset` up to the marker
+/// at `last_offset` (Kafka's aborted transaction index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -91,6 +103,8 @@ pub fn last_sequence(header: &BatchHeader) -> i32 {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Oldest first.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStateManager {
@@ -180,6 +194,12 @@ impl ProducerStateManager {
             entry.epoch = header.producer_epoch;
         }
         entry.last_timestamp = header.max_timestamp;
+        if header.is_transactional()
+            && !header.is_control()
+            && entry.current_txn_first_offset.is_none()
+        {
+            entry.current_txn_first_offset = Some(first_offset);
+        }
         if header.base_sequence == NO_SEQUENCE {
             // Control batches (transaction markers) carry no sequence.
             return;
@@ -194,6 +214,47 @@ impl ProducerStateManager {
         while entry.batches.len() > BATCHES_PER_PRODUCER {
             entry.batches.pop_front();
         }
+    }
+
+    /// A transaction marker was appended at `marker_offset`: the producer's
+    /// open transaction ends; an abort is remembered for read_committed.
+    pub fn complete_txn(&mut self, header: &BatchHeader, marker_offset: i64, commit: bool) {
+        self.update(header, marker_offset);
+        let Some(entry) = self.producers.get_mut(&header.producer_id) else {
+            return;
+        };
+        if let Some(first_offset) = entry.current_txn_first_offset.take() {
+            if !commit {
+                self.aborted.push(AbortedTxn {
+                    producer_id: header.producer_id,
+                    first_offset,
+                    last_offset: marker_offset,
+                });
+            }
+        }
+    }
+
+    /// The first offset of the oldest open transaction: the last stable
+    /// offset, unless there is none (then it is the high watermark).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+    }
+
+    /// Aborted transactions that overlap `[from, to)`.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start offset.
+    pub fn truncate_aborted_below(&mut self, log_start_offset: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start_offset);
     }
 
     /// Forgets producers idle since before `cutoff_ms`
@@ -216,6 +277,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -224,6 +286,12 @@ impl ProducerStateManager {
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
                 out.extend_from_slice(&b.max_timestamp.to_be_bytes());
             }
+        }
+        out.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for a in &self.aborted {
+            out.extend_from_slice(&a.producer_id.to_be_bytes());
+            out.extend_from_slice(&a.first_offset.to_be_bytes());
+            out.extend_from_slice(&a.last_offset.to_be_bytes());
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
@@ -246,6 +314,7 @@ impl ProducerStateManager {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let txn_first = r.i64()?;
             let n = r.u8()?;
             let mut batches = VecDeque::new();
             for _ in 0..n {
@@ -257,16 +326,28 @@ impl ProducerStateManager {
                     max_timestamp: r.i64()?,
                 });
             }
+            let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
             producers.insert(
                 id,
                 ProducerEntry {
                     epoch,
                     batches,
                     last_timestamp,
+                    current_txn_first_offset,
                 },
             );
         }
-        r.0.is_empty().then_some(ProducerStateManager { producers })
+        let aborted_count = r.u32()?;
+        let mut aborted = Vec::new();
+        for _ in 0..aborted_count {
+            aborted.push(AbortedTxn {
+                producer_id: r.i64()?,
+                first_offset: r.i64()?,
+                last_offset: r.i64()?,
+            });
+        }
+        r.0.is_empty()
+            .then_some(ProducerStateManager { producers, aborted })
     }
 }
 
@@ -312,11 +393,28 @@ pub(crate) fn rebuild(
         while position < segment.size {
             let header = segment.read_header(position)?;
             if header.last_offset() >= from {
-                producers.update(&header, header.base_offset);
+                if header.is_control() {
+                    // Markers are small: read the whole batch for its type.
+                    let mut bytes = vec![0u8; header.total_size()];
+                    segment
+                        .files
+                        .log
+                        .read_at(&mut bytes, position)
+                        .map_err(|e| {
+                            crate::LogError::io("reading marker in", &segment.files.log_path, e)
+                        })?;
+                    match crate::control::marker_type(&header, &bytes) {
+                        Some(commit) => producers.complete_txn(&header, header.base_offset, commit),
+                        None => producers.update(&header, header.base_offset),
+                    }
+                } else {
+                    producers.update(&header, header.base_offset);
+                }
             }
             position += header.total_size() as u64;
         }
     }
+    producers.truncate_aborted_below(state.log_start_offset);
     Ok(producers)
 }
 
