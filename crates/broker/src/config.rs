@@ -9,6 +9,7 @@
 //! "log.retention.ms" = 604800000
 //! "auto.create.topics.enable" = true
 //! flush = "always"          # or "never", or an interval in ms such as "1000"
+//! "admin.listen" = "127.0.0.1:9644"   # or "none"
 //! ```
 
 use crate::error::BrokerError;
@@ -46,6 +47,16 @@ pub struct BrokerConfig {
     pub groups: strom_coordinator::GroupConfig,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_partitions: i32,
+    /// `transaction.max.timeout.ms` and friends.
+    pub transactions: strom_coordinator::txn::TxnConfig,
+    /// `transaction.state.log.num.partitions`
+    pub transaction_topic_partitions: i32,
+    /// `admin.listen`: the admin HTTP listener (health, readiness, metrics);
+    /// `None` (`none` in config) turns it off.
+    pub admin_listen: Option<String>,
+    /// Set by the binary that owns the tracing subscriber, so that
+    /// `PUT /log-filter` can change it; not a config setting.
+    pub log_filter: Option<crate::admin_http::LogFilter>,
 }
 
 impl Default for BrokerConfig {
@@ -65,7 +76,22 @@ impl Default for BrokerConfig {
             flush: FlushPolicy::Interval(Duration::from_millis(1000)),
             groups: strom_coordinator::GroupConfig::default(),
             offsets_topic_partitions: 50,
+            transactions: strom_coordinator::txn::TxnConfig::default(),
+            transaction_topic_partitions: 50,
+            admin_listen: Some(DEFAULT_ADMIN_LISTEN.to_string()),
+            log_filter: None,
         }
+    }
+}
+
+/// Where the admin HTTP listener binds unless told otherwise.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9644";
+
+/// `admin.listen`: `HOST:PORT`, or `none` (also empty) for no admin listener.
+pub fn parse_admin_listen(value: &str) -> Option<String> {
+    match value.trim() {
+        "" | "none" => None,
+        other => Some(strip_scheme(other)),
     }
 }
 
@@ -203,6 +229,7 @@ impl BrokerConfig {
                             .ok_or_else(|| bad("expected positive milliseconds"))?,
                     )
                 }
+                "admin.listen" => config.admin_listen = parse_admin_listen(&value),
                 "flush" | "log.flush.policy" => config.flush = parse_flush_policy(&value)?,
                 "group.initial.rebalance.delay.ms" => {
                     config.groups.initial_rebalance_delay_ms =
@@ -235,6 +262,17 @@ impl BrokerConfig {
                 "offset.metadata.max.bytes" => {
                     config.groups.offset_metadata_max_bytes =
                         value.parse().map_err(|_| bad("expected a byte count"))?
+                }
+                "transaction.max.timeout.ms" => {
+                    config.transactions.max_timeout_ms =
+                        value.parse().map_err(|_| bad("expected milliseconds"))?
+                }
+                "transaction.state.log.num.partitions" => {
+                    config.transaction_topic_partitions = value
+                        .parse()
+                        .ok()
+                        .filter(|n: &i32| *n > 0)
+                        .ok_or_else(|| bad("expected a positive integer"))?
                 }
                 "offsets.topic.num.partitions" => {
                     config.offsets_topic_partitions = value
@@ -307,6 +345,19 @@ mod tests {
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.flush, FlushPolicy::Always);
         assert_eq!(config.log_defaults.get("log.retention.ms").unwrap(), "1000");
+        assert_eq!(config.admin_listen.as_deref(), Some(DEFAULT_ADMIN_LISTEN));
+    }
+
+    #[test]
+    fn admin_listen_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strom.toml");
+        std::fs::write(&path, "\"admin.listen\" = \"0.0.0.0:9700\"\n").unwrap();
+        let config = BrokerConfig::load(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config.admin_listen.as_deref(), Some("0.0.0.0:9700"));
+        let env = vec![("STROM_ADMIN_LISTEN".to_string(), "none".to_string())];
+        let config = BrokerConfig::load(Some(&path), env).unwrap();
+        assert_eq!(config.admin_listen, None);
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let max = context.config.socket_request_max_bytes;
     tracing::debug!(%peer, "connection opened");
+    let _open = context.metrics.connection_opened();
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, &mut buf, max) => frame,
@@ -89,10 +90,11 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
                 break;
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                context.metrics.connection_error(peer, None, &e);
                 break;
             }
         };
+        let api = peek_header(&frame).map(|(key, _, _)| key);
         match handlers::handle(&context, frame, peer).await {
             Ok(Some(response)) => {
                 let result = async {
@@ -107,12 +109,9 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
                 }
             }
             Ok(None) => {}
-            Err(e @ ConnectionError::Encode(_)) => {
-                tracing::error!(%peer, error = %e, "closing connection");
-                break;
-            }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection");
+                // Logged there, rate-limited (bad input can arrive in floods).
+                context.metrics.connection_error(peer, api, &e);
                 break;
             }
         }

@@ -16,8 +16,10 @@
 //! (interval flushes, retention); [`connection`] frames requests;
 //! [`handlers`] has one module per Kafka API; [`topics`] is the partition
 //! manager, persisted through [`metadata`] (an internal log);
-//! [`topic_config`] maps Kafka's config names onto log settings.
+//! [`topic_config`] maps Kafka's config names onto log settings;
+//! [`admin_http`] serves health, readiness and [`metrics`] over HTTP.
 
+pub mod admin_http;
 pub mod alloc;
 pub mod config;
 pub mod connection;
@@ -26,9 +28,12 @@ pub mod groups;
 pub mod handlers;
 pub mod internal_log;
 pub mod metadata;
+pub mod metrics;
+pub mod rate_limit;
 pub mod server;
 pub mod topic_config;
 pub mod topics;
+pub mod transactions;
 
 pub use config::BrokerConfig;
 pub use error::BrokerError;

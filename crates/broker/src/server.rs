@@ -19,17 +19,20 @@ pub struct BrokerContext {
     pub config: BrokerConfig,
     pub topics: TopicManager,
     pub groups: crate::groups::GroupService,
+    pub txns: crate::transactions::TxnService,
     pub cluster_id: String,
     pub advertised_host: String,
     pub advertised_port: i32,
     /// Woken after every append, so long-polling fetches re-check at once.
     pub appended: Notify,
     pub shutdown: watch::Receiver<bool>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A running broker. Dropping it does not stop it; call [`shutdown`](Self::shutdown).
 pub struct RunningBroker {
     local_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     shutdown_tx: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), BrokerError>>,
     context: Arc<BrokerContext>,
@@ -38,6 +41,11 @@ pub struct RunningBroker {
 impl RunningBroker {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the admin HTTP listener is bound (`None` if `admin.listen` is off).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn context(&self) -> &Arc<BrokerContext> {
@@ -69,6 +77,16 @@ impl RunningBroker {
 /// binds the listener and starts serving.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let started = Instant::now();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The admin listener comes first, so /health and /ready answer during recovery.
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let admin = crate::admin_http::AdminState::new(metrics.clone(), config.log_filter.clone());
+    let admin_addr = match &config.admin_listen {
+        Some(addr) => {
+            Some(crate::admin_http::start(addr, admin.clone(), shutdown_rx.clone()).await?)
+        }
+        None => None,
+    };
     let data_dir = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| BrokerError::Io {
         context: format!("creating {}", data_dir.display()),
@@ -84,14 +102,18 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let node_id = config.node_id;
     let group_config = config.groups.clone();
     let offsets_partitions = config.offsets_topic_partitions;
-    let (topics, groups) = {
+    let txn_config = config.transactions.clone();
+    let txn_partitions = config.transaction_topic_partitions;
+    let (topics, groups, txns) = {
         let data_dir = data_dir.clone();
         tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
             let topics = TopicManager::open(&data_dir, node_id, defaults, clean)?;
             let groups =
                 crate::groups::GroupService::load(&topics, group_config, offsets_partitions)
                     .map_err(|e| BrokerError::Metadata(format!("loading consumer groups: {e}")))?;
-            Ok((topics, groups))
+            let txns = crate::transactions::TxnService::load(&topics, txn_config, txn_partitions)
+                .map_err(|e| BrokerError::Metadata(format!("loading transactions: {e}")))?;
+            Ok((topics, groups, txns))
         })
         .await
         .map_err(|e| BrokerError::Metadata(format!("opening logs: {e}")))??
@@ -113,17 +135,19 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         None => (local_addr.ip().to_string(), local_addr.port() as i32),
     };
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let context = Arc::new(BrokerContext {
         config,
         topics,
         groups,
+        txns,
         cluster_id,
         advertised_host,
         advertised_port,
         appended: Notify::new(),
         shutdown: shutdown_rx,
+        metrics,
     });
+    admin.set_context(&context);
     tracing::info!(
         %local_addr,
         topics = context.topics.list().len(),
@@ -131,8 +155,10 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         "broker started"
     );
     let task = tokio::spawn(run(context.clone(), listener));
+    context.metrics.set_ready(true);
     Ok(RunningBroker {
         local_addr,
+        admin_addr,
         shutdown_tx,
         task,
         context,
@@ -172,6 +198,7 @@ async fn run(context: Arc<BrokerContext>, listener: TcpListener) -> Result<(), B
                 };
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
                     tracing::warn!(%peer, max = context.config.max_connections, "connection refused: too many connections");
+                    context.metrics.connection_refused();
                     drop(stream);
                     continue;
                 };
@@ -186,6 +213,7 @@ async fn run(context: Arc<BrokerContext>, listener: TcpListener) -> Result<(), B
         }
     }
     drop(listener);
+    context.metrics.set_ready(false);
     tracing::info!(
         open_connections = connections.len(),
         "shutting down: waiting for in-flight requests"
@@ -244,7 +272,11 @@ async fn group_timers(context: Arc<BrokerContext>) {
     loop {
         tick.tick().await;
         let ctx = context.clone();
-        let _ = tokio::task::spawn_blocking(move || ctx.groups.tick(&ctx.topics)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            ctx.groups.tick(&ctx.topics);
+            ctx.txns.tick(&ctx);
+        })
+        .await;
     }
 }
 

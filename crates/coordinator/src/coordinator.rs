@@ -160,6 +160,34 @@ impl GroupCoordinator {
                     }
                 }
             },
+            RecordKey::TxnOffset {
+                group: group_id,
+                producer_id,
+                topic,
+                partition,
+            } => {
+                let group = self
+                    .groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| ClassicGroup::new(&group_id, now));
+                match value.and_then(|v| serde_json::from_slice::<OffsetValue>(v).ok()) {
+                    Some(offset) => {
+                        group
+                            .pending_txn_offsets
+                            .entry(producer_id)
+                            .or_default()
+                            .insert((topic, partition), offset);
+                    }
+                    None => {
+                        if let Some(pending) = group.pending_txn_offsets.get_mut(&producer_id) {
+                            pending.remove(&(topic, partition));
+                            if pending.is_empty() {
+                                group.pending_txn_offsets.remove(&producer_id);
+                            }
+                        }
+                    }
+                }
+            }
             RecordKey::ConsumerGroup(group_id) => match value {
                 Some(v) => match serde_json::from_slice::<crate::records::ConsumerGroupValue>(v) {
                     Ok(value) => {
@@ -570,25 +598,21 @@ impl GroupCoordinator {
                     }
                     return described.with_group_id(id);
                 };
-                if let Some(consumer) = &group.consumer {
-                    let members = consumer
-                        .members
-                        .values()
-                        .map(|m| {
-                            DescribedGroupMember::default()
-                                .with_member_id(s(&m.member_id))
-                                .with_group_instance_id(m.instance_id.as_deref().map(s))
-                                .with_client_id(s(&m.client_id))
-                                .with_client_host(s(&m.client_host))
-                        })
-                        .collect();
-                    return DescribedGroup::default()
-                        .with_group_id(id)
-                        .with_group_state(s(consumer.state_name()))
-                        .with_protocol_type(s("consumer"))
-                        .with_protocol_data(s(consumer.assignor()))
-                        .with_members(members)
+                if group.consumer.is_some() {
+                    // Kafka describes consumer-protocol groups only through
+                    // ConsumerGroupDescribe: DescribeGroups reports them Dead,
+                    // and from v6 on with GROUP_ID_NOT_FOUND.
+                    let described = DescribedGroup::default()
+                        .with_group_state(s(GroupState::Dead.name()))
                         .with_authorized_operations(i32::MIN);
+                    if version >= 6 {
+                        let message = format!("Group {} is not a classic group.", id.as_str());
+                        return described
+                            .with_group_id(id)
+                            .with_error_code(ResponseError::GroupIdNotFound.code())
+                            .with_error_message(Some(s(&message)));
+                    }
+                    return described.with_group_id(id);
                 }
                 let protocol = group.protocol.clone().unwrap_or_default();
                 let stable = group.state == GroupState::Stable;

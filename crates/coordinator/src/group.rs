@@ -78,6 +78,8 @@ pub struct ClassicGroup {
     /// While a new group waits for more members (`group.initial.rebalance.delay.ms`).
     pub initial_join_deadline: Option<i64>,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Offsets committed inside transactions not decided yet, by producer id.
+    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), OffsetValue>>,
     /// Set when the group uses the consumer protocol (KIP-848) instead of
     /// the classic one; the classic fields then stay empty.
     pub consumer: Option<crate::consumer::ConsumerGroupState>,
@@ -98,6 +100,7 @@ impl ClassicGroup {
             rebalance_deadline: None,
             initial_join_deadline: None,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             consumer: None,
         }
     }

@@ -41,6 +41,7 @@ mod coordinator;
 pub mod group;
 pub mod records;
 pub mod txn;
+mod txn_offsets;
 
 pub use classic::ClientInfo;
 pub use consumer::TopicsView;

@@ -29,6 +29,14 @@ pub enum RecordKey {
     Group(String),
     /// `["consumer-group", group]`: a consumer-protocol (KIP-848) group
     ConsumerGroup(String),
+    /// `["txn-offset", group, producer id, topic, partition]`: an offset
+    /// committed in a transaction that is not decided yet
+    TxnOffset {
+        group: String,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+    },
 }
 
 impl RecordKey {
@@ -51,6 +59,14 @@ impl RecordKey {
             } => serde_json::json!(["offset", group, topic, partition]),
             RecordKey::Group(group) => serde_json::json!(["group", group]),
             RecordKey::ConsumerGroup(group) => serde_json::json!(["consumer-group", group]),
+            RecordKey::TxnOffset {
+                group,
+                producer_id,
+                topic,
+                partition,
+            } => {
+                serde_json::json!(["txn-offset", group, producer_id, topic, partition])
+            }
         };
         serde_json::to_vec(&value).expect("keys always serialise")
     }
@@ -65,6 +81,12 @@ impl RecordKey {
             }),
             ("group", 2) => Some(RecordKey::Group(text(1)?)),
             ("consumer-group", 2) => Some(RecordKey::ConsumerGroup(text(1)?)),
+            ("txn-offset", 5) => Some(RecordKey::TxnOffset {
+                group: text(1)?,
+                producer_id: parts[2].as_i64()?,
+                topic: text(3)?,
+                partition: i32::try_from(parts[4].as_i64()?).ok()?,
+            }),
             _ => None,
         }
     }
@@ -157,6 +179,26 @@ pub fn consumer_group_record(group: &str, value: Option<&ConsumerGroupValue>) ->
     CoordinatorRecord {
         group_id: group.to_string(),
         key: RecordKey::ConsumerGroup(group.into()).encode(),
+        value: value.map(|v| serde_json::to_vec(v).expect("serialisable")),
+    }
+}
+
+pub fn txn_offset_record(
+    group: &str,
+    producer_id: i64,
+    topic: &str,
+    partition: i32,
+    value: Option<&OffsetValue>,
+) -> CoordinatorRecord {
+    CoordinatorRecord {
+        group_id: group.to_string(),
+        key: RecordKey::TxnOffset {
+            group: group.into(),
+            producer_id,
+            topic: topic.into(),
+            partition,
+        }
+        .encode(),
         value: value.map(|v| serde_json::to_vec(v).expect("serialisable")),
     }
 }

@@ -11,14 +11,16 @@
 //! use blocking clients (rdkafka's `BaseProducer`, `BaseConsumer`) or their
 //! own runtime freely.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use strom_broker::{BrokerConfig, RunningBroker};
 
 pub struct TestBroker {
     runtime: tokio::runtime::Runtime,
     running: Mutex<Option<RunningBroker>>,
     bootstrap: Mutex<String>,
+    admin: Mutex<Option<SocketAddr>>,
     config: BrokerConfig,
     _data_dir: Option<tempfile::TempDir>,
 }
@@ -35,6 +37,7 @@ impl TestBroker {
         let mut config = BrokerConfig {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
+            admin_listen: Some("127.0.0.1:0".into()),
             ..BrokerConfig::default()
         };
         adjust(&mut config);
@@ -46,13 +49,16 @@ impl TestBroker {
         let config = BrokerConfig {
             data_dir: data_dir.to_path_buf(),
             listen: "127.0.0.1:0".into(),
+            admin_listen: Some("127.0.0.1:0".into()),
             ..BrokerConfig::default()
         };
         Self::start_on(config, None)
     }
 
-    fn start_on(config: BrokerConfig, dir: Option<tempfile::TempDir>) -> TestBroker {
-        let _ = tracing_init();
+    fn start_on(mut config: BrokerConfig, dir: Option<tempfile::TempDir>) -> TestBroker {
+        if config.log_filter.is_none() {
+            config.log_filter = tracing_init().clone();
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -62,10 +68,12 @@ impl TestBroker {
             .block_on(strom_broker::start(config.clone()))
             .expect("broker starts");
         let bootstrap = running.local_addr().to_string();
+        let admin = running.admin_addr();
         TestBroker {
             runtime,
             running: Mutex::new(Some(running)),
             bootstrap: Mutex::new(bootstrap),
+            admin: Mutex::new(admin),
             config,
             _data_dir: dir,
         }
@@ -74,6 +82,12 @@ impl TestBroker {
     /// `HOST:PORT` of the Kafka listener.
     pub fn bootstrap(&self) -> String {
         self.bootstrap.lock().unwrap().clone()
+    }
+
+    /// `HOST:PORT` of the admin HTTP listener (`/metrics`, `/health`, ...);
+    /// `None` if the test turned it off.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        *self.admin.lock().unwrap()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -89,6 +103,7 @@ impl TestBroker {
             .block_on(strom_broker::start(self.config.clone()))
             .expect("broker restarts");
         *self.bootstrap.lock().unwrap() = running.local_addr().to_string();
+        *self.admin.lock().unwrap() = running.admin_addr();
         *self.running.lock().unwrap() = Some(running);
     }
 
@@ -110,10 +125,21 @@ impl Drop for TestBroker {
     }
 }
 
-fn tracing_init() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = std::env::var("STROM_TEST_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_test_writer()
-        .try_init()
+/// Installs the test log subscriber once per process (`STROM_TEST_LOG`,
+/// `warn` by default) with a reloadable filter, handed to every broker so
+/// that `PUT /log-filter` works in tests.
+fn tracing_init() -> &'static Option<strom_broker::admin_http::LogFilter> {
+    static FILTER: OnceLock<Option<strom_broker::admin_http::LogFilter>> = OnceLock::new();
+    FILTER.get_or_init(|| {
+        let filter = std::env::var("STROM_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder
+            .try_init()
+            .ok()
+            .map(|()| strom_broker::admin_http::LogFilter::from_reload_handle(handle))
+    })
 }

@@ -5,8 +5,10 @@ use super::{blocking, RequestContext};
 use crate::server::BrokerContext;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_log::LogError;
@@ -66,9 +68,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
             || Instant::now() >= deadline
             || *shutdown.borrow()
         {
-            return FetchResponse::default()
+            let response = FetchResponse::default()
                 .with_responses(responses)
                 .with_session_id(0);
+            b.metrics.fetched(b, &response);
+            return response;
         }
         tokio::select! {
             _ = appended => {}
@@ -127,8 +131,24 @@ fn read_all(
             };
             let limit =
                 (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-            match log.read(p.fetch_offset, limit, None) {
+            // read_committed stops at the last stable offset and lists the
+            // aborted transactions in the range, for the client to skip.
+            let last_stable = log.last_stable_offset();
+            let upper = read_committed.then_some(last_stable);
+            match log.read(p.fetch_offset, limit, upper) {
                 Ok(read) => {
+                    if read_committed {
+                        let aborted = log
+                            .aborted_transactions(p.fetch_offset, last_stable)
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect();
+                        data = data.with_aborted_transactions(Some(aborted));
+                    }
                     let mut records = read.records;
                     // Only the first non-empty partition may exceed the limits (KIP-74).
                     if total > 0 && records.len() > limit {
@@ -137,7 +157,7 @@ fn read_all(
                     total += records.len();
                     data = data
                         .with_high_watermark(read.log_end_offset)
-                        .with_last_stable_offset(read.log_end_offset)
+                        .with_last_stable_offset(last_stable)
                         .with_log_start_offset(read.log_start_offset)
                         .with_records(Some(records));
                 }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::*;
 use strom_coordinator::ClientInfo;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn find_coordinator(
     ctx: &RequestContext<'_>,
@@ -21,10 +22,13 @@ pub async fn find_coordinator(
     let error = if request.key_type == KEY_TYPE_GROUP {
         let broker = b.clone();
         blocking(move || broker.groups.offsets_topic(&broker.topics).err()).await
+    } else if request.key_type == KEY_TYPE_TRANSACTION {
+        let broker = b.clone();
+        blocking(move || broker.txns.txn_topic(&broker.topics).err()).await
     } else {
         Some(crate::error::ApiError::new(
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported yet",
+            ResponseError::InvalidRequest,
+            format!("unknown key type {}", request.key_type),
         ))
     };
     let code = error.as_ref().map_or(0, |e| e.code.code());

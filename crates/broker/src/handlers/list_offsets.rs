@@ -22,6 +22,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
     let b = ctx.broker.clone();
     // The leader epoch field exists from v4 on.
     let leader_epoch = if ctx.version >= 4 { 0 } else { -1 };
+    let read_committed = request.isolation_level == 1;
     let topics = blocking(move || {
         request
             .topics
@@ -45,7 +46,7 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                                 ResponseError::UnknownTopicOrPartition,
                                 "unknown partition",
                             )),
-                            Some(partition) => lookup(&b, partition, p.timestamp),
+                            Some(partition) => lookup(&b, partition, p.timestamp, read_committed),
                         };
                         match result {
                             Ok((timestamp, offset)) => {
@@ -73,9 +74,12 @@ fn lookup(
     _b: &Arc<BrokerContext>,
     partition: &crate::topics::Partition,
     timestamp: i64,
+    read_committed: bool,
 ) -> Result<(i64, i64), ApiError> {
     let log = partition.log()?;
     match timestamp {
+        // A read_committed consumer's "latest" is the last stable offset.
+        LATEST if read_committed => Ok((-1, log.last_stable_offset())),
         LATEST => Ok((-1, log.log_end_offset())),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
         LATEST_TIERED => Ok((-1, -1)),

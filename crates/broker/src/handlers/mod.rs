@@ -16,6 +16,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
+mod txn;
 
 use crate::connection::{peek_header, ConnectionError};
 use crate::server::BrokerContext;
@@ -54,6 +55,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -74,6 +79,17 @@ pub struct RequestContext<'a> {
 /// Decodes and answers one frame. `Ok(None)`: no response is due (acks=0).
 /// `Err`: the connection must be closed.
 pub async fn handle(
+    broker: &Arc<BrokerContext>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<BytesMut>, ConnectionError> {
+    let (started, header) = (std::time::Instant::now(), peek_header(&frame));
+    let result = dispatch(broker, frame, peer).await;
+    broker.metrics.request_done(header, started);
+    result
+}
+
+async fn dispatch(
     broker: &Arc<BrokerContext>,
     frame: Bytes,
     peer: SocketAddr,
@@ -173,6 +189,21 @@ pub async fn handle(
         }
         RequestKind::ConsumerGroupDescribe(req) => {
             ResponseKind::ConsumerGroupDescribe(groups::consumer_group_describe(&ctx, req))
+        }
+        RequestKind::InitProducerId(req)
+            if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) =>
+        {
+            ResponseKind::InitProducerId(txn::init_producer_id(&ctx, req).await)
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ResponseKind::AddPartitionsToTxn(txn::add_partitions(&ctx, req).await)
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(txn::add_offsets(&ctx, req).await)
+        }
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(txn::end_txn(&ctx, req).await),
+        RequestKind::TxnOffsetCommit(req) => {
+            ResponseKind::TxnOffsetCommit(txn::txn_offset_commit(&ctx, req).await)
         }
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(producer_id::handle(&ctx, req).await)

@@ -21,6 +21,8 @@ struct PartitionWork {
 }
 
 struct Appended {
+    /// For the metrics: the topic, bytes and records appended.
+    stats: (Arc<Topic>, usize, i64),
     base_offset: i64,
     log_append_time: i64,
     log_start_offset: i64,
@@ -52,7 +54,11 @@ pub async fn handle(
         }
     }
     let valid_acks = matches!(acks, -1..=1);
-    let transactional = request.transactional_id.is_some();
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.as_str().to_string());
+    let txn_broker = b.clone();
     let results: Vec<(usize, i32, Result<Appended, ApiError>)> = blocking(move || {
         let mut results = Vec::with_capacity(work.len());
         let mut to_sync = Vec::new();
@@ -60,8 +66,8 @@ pub async fn handle(
             let position = results.len();
             let result = if !valid_acks {
                 Err(ApiError::new(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
-            } else if transactional {
-                Err(ApiError::new(ResponseError::InvalidTxnState, "transactions are not supported yet"))
+            } else if let Err(e) = verify_transactional(&txn_broker, transactional_id.as_deref(), &item) {
+                Err(e)
             } else {
                 append(&item, position, &mut to_sync)
             };
@@ -89,12 +95,17 @@ pub async fn handle(
     for (slot, index, result) in results {
         let response = PartitionProduceResponse::default().with_index(index);
         let response = match result {
-            Ok(a) => response
-                .with_base_offset(a.base_offset)
-                .with_log_append_time_ms(a.log_append_time)
-                .with_log_start_offset(a.log_start_offset),
+            Ok(a) => {
+                b.metrics.produced(&a.stats.0.name, a.stats.1, a.stats.2);
+                response
+                    .with_base_offset(a.base_offset)
+                    .with_log_append_time_ms(a.log_append_time)
+                    .with_log_start_offset(a.log_start_offset)
+            }
             Err(e) => {
                 failed += 1;
+                b.metrics
+                    .error(kafka_protocol::messages::ApiKey::Produce, e.code.code());
                 tracing::info!(peer = %ctx.peer, topic = %responses[slot].name.as_str(), partition = index, error = %e, "produce rejected");
                 response
                     .with_error_code(e.code.code())
@@ -117,6 +128,54 @@ pub async fn handle(
         return Ok(None);
     }
     Ok(Some(ProduceResponse::default().with_responses(responses)))
+}
+
+/// KIP-890 part 1: transactional data is accepted only for a partition the
+/// producer's open transaction contains, so a late request cannot land in
+/// the next transaction. Transactional batches need a transactional id.
+fn verify_transactional(
+    broker: &crate::server::BrokerContext,
+    transactional_id: Option<&str>,
+    item: &PartitionWork,
+) -> Result<(), ApiError> {
+    let Some(records) = item.records.as_ref() else {
+        return Ok(());
+    };
+    let Ok(header) = strom_log::batch::BatchHeader::parse(records) else {
+        return Ok(());
+    };
+    if !header.is_transactional() {
+        return Ok(());
+    }
+    let Some(transactional_id) = transactional_id else {
+        return Err(ApiError::new(
+            ResponseError::InvalidTxnState,
+            "transactional batch without a transactional id",
+        ));
+    };
+    let Ok(topic) = item.topic.as_ref() else {
+        return Ok(());
+    };
+    let partition = (topic.name.clone(), item.index);
+    broker
+        .txns
+        .read(|c| {
+            c.verify_partition(
+                transactional_id,
+                header.producer_id,
+                header.producer_epoch,
+                &partition,
+            )
+        })
+        .map_err(|code| {
+            ApiError::new(
+                code,
+                format!(
+                    "{}-{} is not part of the producer's open transaction",
+                    partition.0, partition.1
+                ),
+            )
+        })
 }
 
 async fn resolve_topic(
@@ -190,7 +249,12 @@ fn append(
             None => to_sync.push((partition.clone(), info.last_offset + 1, vec![position])),
         }
     }
+    let (bytes_appended, records_appended) = match info.duplicate {
+        true => (0, 0),
+        false => (records.len(), info.record_count),
+    };
     Ok(Appended {
+        stats: (topic.clone(), bytes_appended, records_appended),
         base_offset: info.base_offset,
         log_append_time: info.log_append_time,
         log_start_offset: info.log_start_offset,

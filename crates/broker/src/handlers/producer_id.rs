@@ -1,6 +1,7 @@
 //! InitProducerId for idempotent producers: a fresh producer id with epoch 0
 //! (also when an idempotent producer asks to bump its epoch, KIP-360, as
-//! Kafka does for producers without a transactional id).
+//! Kafka does for producers without a transactional id). Transactional ids
+//! go to `txn.rs`.
 
 use super::{blocking, RequestContext};
 use kafka_protocol::error::ResponseError;
@@ -17,15 +18,6 @@ pub async fn handle(
     {
         return InitProducerIdResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code())
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1);
-    }
-    if request.transactional_id.is_some() {
-        // The transaction coordinator is not there yet: a fatal, clear error
-        // rather than a coordinator that never answers.
-        tracing::info!(peer = %ctx.peer, "transactional InitProducerId refused: transactions are not supported yet");
-        return InitProducerIdResponse::default()
-            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
     }

@@ -1,0 +1,143 @@
+//! Offsets committed inside a transaction (TxnOffsetCommit): held as
+//! pending until the transaction's marker decides them — materialised on
+//! commit, dropped on abort. They are persisted as `txn-offset` records so
+//! a restart between commit and marker loses nothing.
+
+use crate::coordinator::{GroupCoordinator, Outcome};
+use crate::group::ClassicGroup;
+use crate::records::{offset_record, txn_offset_record, OffsetValue};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+impl GroupCoordinator {
+    pub fn txn_commit_offsets(
+        &mut self,
+        now: i64,
+        request: TxnOffsetCommitRequest,
+        partition_exists: impl Fn(&str, i32) -> bool,
+    ) -> Outcome<TxnOffsetCommitResponse> {
+        let group_id = request.group_id.as_str().to_string();
+        let producer_id = request.producer_id.0;
+        let member_id = request.member_id.as_str();
+        // v3+ clients send their generation for fencing (KIP-447); -1 skips it.
+        let group_error = match self.groups.get(&group_id) {
+            _ if group_id.is_empty() => Some(ResponseError::InvalidGroupId),
+            Some(group) if request.generation_id >= 0 && group.consumer.is_none() => {
+                if group.member(member_id).is_none() {
+                    Some(ResponseError::UnknownMemberId)
+                } else if request.generation_id != group.generation {
+                    Some(ResponseError::IllegalGeneration)
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        let max_metadata = self.config.offset_metadata_max_bytes;
+        let mut out = Outcome::pending();
+        let mut topics = Vec::new();
+        for topic in &request.topics {
+            let name = topic.name.as_str();
+            let mut partitions = Vec::new();
+            for p in &topic.partitions {
+                let code = if let Some(code) = group_error {
+                    Some(code)
+                } else if p
+                    .committed_metadata
+                    .as_ref()
+                    .is_some_and(|m| m.len() > max_metadata)
+                {
+                    Some(ResponseError::OffsetMetadataTooLarge)
+                } else if !partition_exists(name, p.partition_index) {
+                    Some(ResponseError::UnknownTopicOrPartition)
+                } else {
+                    let value = OffsetValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p
+                            .committed_metadata
+                            .as_ref()
+                            .map(|m| m.as_str().to_string()),
+                        commit_timestamp: now,
+                    };
+                    out.records.push(txn_offset_record(
+                        &group_id,
+                        producer_id,
+                        name,
+                        p.partition_index,
+                        Some(&value),
+                    ));
+                    let group = self
+                        .groups
+                        .entry(group_id.clone())
+                        .or_insert_with(|| ClassicGroup::new(&group_id, now));
+                    group
+                        .pending_txn_offsets
+                        .entry(producer_id)
+                        .or_default()
+                        .insert((name.to_string(), p.partition_index), value);
+                    None
+                };
+                partitions.push(
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code.map_or(0, |c| c.code())),
+                );
+            }
+            topics.push(
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(topic.name.clone())
+                    .with_partitions(partitions),
+            );
+        }
+        out.response = Some(TxnOffsetCommitResponse::default().with_topics(topics));
+        out
+    }
+
+    /// The transaction of `producer_id` ended: its pending offsets for the
+    /// group become committed offsets (commit) or vanish (abort).
+    pub fn complete_txn_offsets(
+        &mut self,
+        now: i64,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> Outcome<()> {
+        let mut out = Outcome::pending();
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return out;
+        };
+        let Some(pending) = group.pending_txn_offsets.remove(&producer_id) else {
+            return out;
+        };
+        for ((topic, partition), mut value) in pending {
+            out.records.push(txn_offset_record(
+                group_id,
+                producer_id,
+                &topic,
+                partition,
+                None,
+            ));
+            if commit {
+                value.commit_timestamp = now;
+                out.records
+                    .push(offset_record(group_id, &topic, partition, Some(&value)));
+                group.offsets.insert((topic, partition), value);
+            }
+        }
+        out
+    }
+
+    /// Whether a transaction holds an undecided offset for this partition
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.groups.get(group_id).is_some_and(|g| {
+            g.pending_txn_offsets
+                .values()
+                .any(|p| p.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+}
