@@ -1,6 +1,6 @@
 //! `strom`: the Strom broker (`strom serve`) and a Kafka command-line client
-//! (`strom topic`, `strom produce`, `strom consume`, `strom group`) that works
-//! against any Kafka cluster.
+//! (`strom topic`, `strom produce`, `strom consume`, `strom group`) and
+//! benchmark (`strom bench`) that work against any Kafka cluster.
 //!
 //! ```text
 //! strom serve --data-dir /var/lib/strom --listen 0.0.0.0:9092
@@ -8,10 +8,14 @@
 //! printf 'k1:hello\nk2:world\n' | strom produce events --key-separator :
 //! strom consume events --from beginning --count 2 --json
 //! strom group describe my-group
+//! strom status --admin 127.0.0.1:9644
+//! strom bench produce --topic bench --create --count 1000000 --acks 1
 //! ```
 
+mod bench;
 mod client;
 mod serve;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -36,19 +40,16 @@ enum Command {
     Produce(client::produce::ProduceArgs),
     Consume(client::consume::ConsumeArgs),
     Group(client::group::GroupArgs),
+    /// One-screen summary of a running broker, from its admin listener.
+    Status(status::StatusArgs),
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(tracing::level_filters::LevelFilter::INFO.into())
-                .from_env_lossy(),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let json_logs =
+        matches!(&cli.command, Command::Serve(args) if args.log_format == serve::LogFormat::Json);
+    let log_filter = init_tracing(json_logs);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,11 +63,13 @@ fn main() {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(args, Some(log_filter)).await,
             Command::Topic(args) => client::topic::run(args).await,
             Command::Produce(args) => client::produce::run(args).await,
             Command::Consume(args) => client::consume::run(args).await,
             Command::Group(args) => client::group::run(args).await,
+            Command::Status(args) => status::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     // A thread blocked reading a terminal (produce after Ctrl-C) must not keep
@@ -78,6 +81,33 @@ fn main() {
             eprintln!("error: {err:#}");
             std::process::exit(1);
         }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (`info` by default); the filter
+/// can be replaced at run time through the returned handle (the broker's
+/// `PUT /log-filter`).
+fn init_tracing(json: bool) -> strom_broker::admin_http::LogFilter {
+    use strom_broker::admin_http::LogFilter;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(tracing::level_filters::LevelFilter::INFO.into())
+                .from_env_lossy(),
+        )
+        .with_writer(std::io::stderr);
+    if json {
+        let builder = builder.json().with_filter_reloading();
+        let filter = LogFilter::from_reload_handle(builder.reload_handle());
+        builder.init();
+        filter
+    } else {
+        let builder = builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter_reloading();
+        let filter = LogFilter::from_reload_handle(builder.reload_handle());
+        builder.init();
+        filter
     }
 }
 

@@ -22,6 +22,19 @@ pub struct ServeArgs {
     /// TOML configuration file (Kafka property names where one exists).
     #[arg(long, env = "STROM_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Admin HTTP listener (/health, /ready, /metrics, /log-filter,
+    /// /v1/status): HOST:PORT, or `none` [default: 127.0.0.1:9644].
+    #[arg(long, env = "STROM_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Log lines on stderr: human-readable `text`, or `json` (one object a line).
+    #[arg(long, value_enum, env = "STROM_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Builds the broker config: defaults, then `--config` file, then `STROM_*`
@@ -40,16 +53,27 @@ pub fn broker_config(args: &ServeArgs) -> anyhow::Result<strom_broker::BrokerCon
     if let Some(node_id) = args.node_id {
         config.node_id = node_id;
     }
+    if let Some(admin) = &args.admin_listen {
+        config.admin_listen = strom_broker::config::parse_admin_listen(admin);
+    }
     Ok(config)
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = broker_config(&args)?;
+/// `log_filter`: the subscriber's reload handle, for `PUT /log-filter`.
+pub async fn run(
+    args: ServeArgs,
+    log_filter: Option<strom_broker::admin_http::LogFilter>,
+) -> anyhow::Result<()> {
+    let mut config = broker_config(&args)?;
+    config.log_filter = log_filter;
     let broker = strom_broker::start(config).await?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", broker.local_addr())?;
+        if let Some(admin) = broker.admin_addr() {
+            writeln!(out, "admin on http://{admin}")?;
+        }
         out.flush()?;
     }
     let stop = broker.shutdown_handle();

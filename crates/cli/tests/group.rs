@@ -40,7 +40,14 @@ impl Broker {
         }
         let log = std::fs::File::create(data_dir.path().join("broker.log")).expect("log file");
         let mut child = Command::new(STROM)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir.path().join("data"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
