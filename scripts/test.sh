@@ -247,7 +247,7 @@ start_broker() {
   for var in $(compgen -e); do
     case $var in STROM_*) clean_env+=(-u "$var") ;; esac
   done
-  env "${clean_env[@]}" "$STROM_BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 \
+  env "${clean_env[@]}" "$STROM_BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
     >"$WORK/broker.out" 2>"$WORK/broker.log" &
   BROKER_PID=$!
   local line=""
@@ -290,7 +290,7 @@ run_client_suites() {
   run_suite kafkajs node timeout 600 bash -c \
     'cd compat/clients/js && exec node --test --test-reporter=spec test/kafkajs.test.mjs'
   if [ -f compat/go/go.mod ]; then
-    run_suite go-clients go timeout 600 bash -c 'cd compat/go && exec go test -count=1 -v ./...'
+    run_suite go-clients go timeout 600 bash -c 'cd compat/go && exec go test -count=1 -parallel 8 -v ./...'
   fi
 }
 

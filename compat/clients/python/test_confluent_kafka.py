@@ -105,7 +105,7 @@ def produce(bootstrap: str, topic: str, records, codec: str) -> None:
 
 def consumer(bootstrap: str) -> Consumer:
     # confluent-kafka insists on a group.id, but with assign() and no commits
-    # the group coordinator is never needed (consumer groups: issue 3).
+    # the group coordinator is never needed (groups: test_confluent_kafka_groups.py).
     return Consumer(
         {
             "bootstrap.servers": bootstrap,

@@ -87,7 +87,7 @@ def produce(bootstrap: str, topic: str, records, codec: str) -> None:
 
 
 def consumer(bootstrap: str) -> KafkaConsumer:
-    # No group: manual assignment only (consumer groups: issue 3).
+    # No group: manual assignment only (groups: test_kafka_python_groups.py).
     return KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,

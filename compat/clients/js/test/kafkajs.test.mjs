@@ -1,9 +1,10 @@
 // kafkajs (pure JavaScript protocol implementation) against a running Strom
 // broker named by STROM_BOOTSTRAP (scripts/test.sh starts one).
 //
-// kafkajs can only consume through a consumer group, and Strom has no group
-// coordinator yet (issue 3), so what kafkajs produces is read back with kcat
-// (a different client, librdkafka) and the kafkajs consumer is a TODO.
+// What kafkajs produces is read back both with kcat (a different client,
+// librdkafka) and with the kafkajs consumer, which only consumes through a
+// consumer group; the consumer-group scenario (two members, commits,
+// hand-over, the admin's group APIs) is the second `describe` below.
 
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
@@ -12,7 +13,7 @@ import { after, before, describe, test } from 'node:test'
 
 import kafkajs from 'kafkajs'
 
-const { Kafka, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } = kafkajs
+const { Kafka, AssignerProtocol, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } = kafkajs
 
 const bootstrap = process.env.STROM_BOOTSTRAP
 if (!bootstrap) {
@@ -285,7 +286,261 @@ describe('kafkajs', () => {
     )
   })
 
-  // TODO(issue 3): kafkajs consumes only through a consumer group; once the
-  // broker has a group coordinator, consume the produced topics here too.
-  test.todo('consume with the kafkajs consumer (needs consumer groups, issue 3)')
+  test('consume with the kafkajs consumer: every field read back', async () => {
+    const topic = uniqueTopic('kafkajs-consume')
+    await createTopic(admin, topic, PARTITIONS)
+    const records = makeRecords(Date.now() - 3_600_000)
+    const perPartition = byPartition(records)
+    for (const [, mine] of perPartition) {
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: mine.map((r) => ({
+          partition: r.partition, key: r.key, value: r.value, headers: r.headers, timestamp: String(r.timestamp)
+        }))
+      })
+    }
+
+    const got = new Map([...perPartition.keys()].map((p) => [p, []]))
+    const consumer = kafka.consumer({ groupId: uniqueTopic('kafkajs-consume'), ...GROUP_CONSUMER_CONFIG })
+    try {
+      await consumer.connect()
+      await consumer.subscribe({ topics: [topic], fromBeginning: true })
+      await consumer.run({
+        autoCommit: false,
+        eachMessage: async ({ partition, message }) => { got.get(partition).push(message) }
+      })
+      await waitFor(() => [...got.values()].reduce((n, l) => n + l.length, 0) >= RECORD_COUNT, 'every record', 30000)
+    } finally {
+      await consumer.disconnect()
+    }
+
+    const text = (b) => (b === null ? null : b.toString())
+    for (const [partition, want] of perPartition) {
+      const mine = got.get(partition)
+      assert.equal(mine.length, want.length, `partition ${partition}: ${mine.length} records`)
+      mine.forEach((m, offset) => {
+        const w = want[offset]
+        const where = `partition ${partition} offset ${offset}`
+        assert.equal(m.offset, String(offset), where)
+        assert.equal(text(m.key), w.key, `${where} key`)
+        assert.equal(text(m.value), w.value, `${where} value`)
+        assert.equal(m.timestamp, String(w.timestamp), `${where} timestamp`)
+        const headers = Object.fromEntries(Object.entries(m.headers ?? {}).map(
+          ([k, v]) => [k, Array.isArray(v) ? v.map(text) : text(v)]))
+        assert.deepEqual(headers, w.headers, `${where} headers`)
+      })
+    }
+  })
+})
+
+// Consumer groups: two kafkajs consumers in one group split a 4-partition
+// topic, commit, and hand over to each other; the admin client lists,
+// describes and deletes the group and reads its committed offsets.
+//
+// The broker's group.initial.rebalance.delay.ms (3 s, as Kafka's) holds the
+// first join of an empty group; consumers here heartbeat often, so that the
+// other rebalances are quick.
+const GROUP_CONSUMER_CONFIG = {
+  sessionTimeout: 6000,
+  heartbeatInterval: 300,
+  rebalanceTimeout: 10000,
+  maxWaitTimeInMs: 200,
+  retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 1000 }
+}
+const GROUP_PARTITIONS = 4
+
+// Records of one round of producing: `count` per partition from offset
+// `start`, each value naming its phase, partition and index.
+function phase (name, start, count) {
+  const expected = new Map() // "partition/offset" -> value
+  for (let p = 0; p < GROUP_PARTITIONS; p++) {
+    for (let i = 0; i < count; i++) expected.set(`${p}/${start + i}`, `${name}-${p}-${i}`)
+  }
+  return { name, start, count, end: start + count, expected }
+}
+
+// A consumer in the group, with what it received and what it owns (the
+// assignment of its last join, nothing while it rebalances).
+async function groupMember (name, groupId, topic) {
+  const consumer = kafka.consumer({ groupId, ...GROUP_CONSUMER_CONFIG })
+  const member = { name, consumer, got: [], owned: new Set(), memberId: null, connected: true }
+  consumer.on(consumer.events.REBALANCING, () => { member.owned = new Set() })
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    member.memberId = payload.memberId
+    member.owned = new Set(payload.memberAssignment[topic] ?? [])
+  })
+  consumer.on(consumer.events.CRASH, ({ payload }) => { member.crash = payload.error })
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic], fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
+      member.got.push({ member: name, partition, offset: Number(message.offset), value: message.value.toString() })
+    }
+  })
+  member.leave = async () => {
+    if (member.connected) {
+      member.connected = false
+      await consumer.disconnect()
+    }
+  }
+  return member
+}
+
+async function produceGroupPhase (producer, topic, ph) {
+  for (let p = 0; p < GROUP_PARTITIONS; p++) {
+    const messages = []
+    for (let i = 0; i < ph.count; i++) messages.push({ partition: p, key: `k-${p}-${i}`, value: `${ph.name}-${p}-${i}` })
+    const [res] = await producer.send({ topic, acks: -1, messages })
+    assert.deepEqual([res.partition, res.errorCode, res.baseOffset], [p, 0, String(ph.start)], `produce ${ph.name} to ${p}`)
+  }
+}
+
+// What `members` received since `since` (member name -> index).
+function receivedSince (members, since = {}) {
+  return members.flatMap((m) => {
+    assert.equal(m.crash, undefined, `${m.name} crashed: ${m.crash}`)
+    return m.got.slice(since[m.name] ?? 0)
+  })
+}
+
+async function waitReceived (members, since, count, what) {
+  await waitFor(() => receivedSince(members, since).length >= count, what, 30000)
+  // Anything more than expected would be a duplicate: give it a moment to show.
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  return receivedSince(members, since)
+}
+
+// Each record of the phase exactly once and nothing else; no partition read
+// by two members. Returns member name -> partitions it read.
+function checkExactlyOnce (got, ph) {
+  const seen = new Map()
+  for (const g of got) {
+    const where = `${g.partition}/${g.offset}`
+    assert.ok(!seen.has(where), `${where} delivered twice (to ${seen.get(where)?.member} and ${g.member})`)
+    assert.ok(ph.expected.has(where), `${where} is not a record of ${ph.name} (value ${g.value})`)
+    assert.equal(g.value, ph.expected.get(where), `${where} value`)
+    seen.set(where, g)
+  }
+  const missing = [...ph.expected.keys()].filter((w) => !seen.has(w))
+  assert.deepEqual(missing, [], `records of ${ph.name} never delivered`)
+  const byMember = {}
+  const owners = new Map()
+  for (const g of got) {
+    byMember[g.member] ??= new Set()
+    byMember[g.member].add(g.partition)
+    owners.set(g.partition, new Set([...(owners.get(g.partition) ?? []), g.member]))
+  }
+  for (const [p, who] of owners) assert.equal(who.size, 1, `partition ${p} consumed by ${[...who]}`)
+  return byMember
+}
+
+const sorted = (set) => [...set].sort((x, y) => x - y)
+
+describe('kafkajs consumer groups', () => {
+  const admin = kafka.admin()
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: false })
+
+  before(async () => {
+    await admin.connect()
+    await producer.connect()
+  })
+
+  after(async () => {
+    await producer.disconnect()
+    await admin.disconnect()
+  })
+
+  test('two consumers share a topic, commit, hand over; admin lists, describes, deletes', async () => {
+    const topic = uniqueTopic('kafkajs-group')
+    const groupId = uniqueTopic('kafkajs-group')
+    const [first, second, third] = [phase('phase0', 0, 20), phase('phase1', 20, 10), phase('phase2', 30, 5)]
+    await createTopic(admin, topic, GROUP_PARTITIONS)
+    const all = [0, 1, 2, 3]
+    const committed = async ({ metadata = false } = {}) => {
+      const res = await admin.fetchOffsets({ groupId, topics: [topic] })
+      assert.equal(res.length, 1)
+      return Object.fromEntries(res[0].partitions.map((p) => [p.partition, metadata ? [p.offset, p.metadata] : p.offset]))
+    }
+    const everywhere = (offset) => Object.fromEntries(all.map((p) => [p, String(offset)]))
+    const members = []
+    try {
+      // Two members join; the group splits the partitions between them.
+      const a = await groupMember('a', groupId, topic)
+      members.push(a)
+      const b = await groupMember('b', groupId, topic)
+      members.push(b)
+      await waitFor(() => a.owned.size > 0 && b.owned.size > 0 && a.owned.size + b.owned.size === GROUP_PARTITIONS,
+        'both members to be assigned partitions', 30000)
+      assert.deepEqual(sorted(new Set([...a.owned, ...b.owned])), all, `a owns ${sorted(a.owned)}, b ${sorted(b.owned)}`)
+
+      // Every record reaches exactly one member, and each partition one member.
+      await produceGroupPhase(producer, topic, first)
+      const byMember = checkExactlyOnce(await waitReceived([a, b], {}, first.expected.size, 'the first records'), first)
+      assert.deepEqual(sorted(byMember.a ?? []), sorted(a.owned), 'a read from what it owns')
+      assert.deepEqual(sorted(byMember.b ?? []), sorted(b.owned), 'b read from what it owns')
+      for (const m of [a, b]) {
+        await m.consumer.commitOffsets([...m.owned].map((partition) => ({ topic, partition, offset: String(first.end) })))
+      }
+      assert.deepEqual(await committed(), everywhere(first.end))
+
+      // The admin view of a Stable group with its two members.
+      const { groups: listed } = await admin.listGroups()
+      assert.deepEqual(listed.filter((g) => g.groupId === groupId), [{ groupId, protocolType: 'consumer' }])
+      const { groups: [desc] } = await admin.describeGroups([groupId])
+      assert.equal(desc.errorCode, 0)
+      assert.equal(desc.groupId, groupId)
+      assert.equal(desc.state, 'Stable')
+      assert.equal(desc.protocolType, 'consumer')
+      assert.equal(desc.protocol, 'RoundRobinAssigner')
+      const described = Object.fromEntries(desc.members.map((m) => {
+        const assignment = AssignerProtocol.MemberAssignment.decode(m.memberAssignment)
+        const subscription = AssignerProtocol.MemberMetadata.decode(m.memberMetadata)
+        assert.deepEqual(subscription.topics, [topic])
+        assert.equal(m.clientId, 'strom-compat-kafkajs')
+        return [m.memberId, sorted(assignment.assignment[topic] ?? [])]
+      }))
+      assert.deepEqual(described, { [a.memberId]: sorted(a.owned), [b.memberId]: sorted(b.owned) })
+
+      // A group with members cannot be deleted.
+      await assert.rejects(admin.deleteGroups([groupId]), (err) => {
+        assert.ok(errorTypes(err).includes('NON_EMPTY_GROUP') ||
+          (err.groups ?? []).some((g) => g.error?.type === 'NON_EMPTY_GROUP'), `got ${err}`)
+        return true
+      })
+
+      // b leaves; a takes over b's partitions from b's committed offsets.
+      const since = { a: a.got.length }
+      await b.leave()
+      await waitFor(() => a.owned.size === GROUP_PARTITIONS, 'a to own every partition', 30000)
+      await produceGroupPhase(producer, topic, second)
+      checkExactlyOnce(await waitReceived([a], since, second.expected.size, 'the second records'), second)
+      // With metadata this time, which comes back as committed.
+      await a.consumer.commitOffsets(all.map((partition) => ({ topic, partition, offset: String(second.end), metadata: `meta-${partition}` })))
+      assert.deepEqual(await committed({ metadata: true }),
+        Object.fromEntries(all.map((p) => [p, [String(second.end), `meta-${p}`]])))
+      await a.leave()
+
+      // Nobody is left; a new member resumes exactly at the committed offsets.
+      const { groups: [empty] } = await admin.describeGroups([groupId])
+      assert.equal(empty.state, 'Empty')
+      assert.deepEqual(empty.members, [])
+      await produceGroupPhase(producer, topic, third)
+      const c = await groupMember('c', groupId, topic)
+      members.push(c)
+      checkExactlyOnce(await waitReceived([c], {}, third.expected.size, 'the third records'), third)
+      assert.deepEqual(sorted(c.owned), all)
+      await c.leave()
+
+      // The committed offsets outlive the members; the group can go now.
+      assert.deepEqual(await committed(), everywhere(second.end))
+      assert.deepEqual(await admin.deleteGroups([groupId]), [{ groupId, errorCode: 0 }])
+      assert.ok(!(await admin.listGroups()).groups.some((g) => g.groupId === groupId), 'deleted group still listed')
+      assert.deepEqual(await committed(), everywhere(-1))
+    } finally {
+      for (const m of members) await m.leave()
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {})
+    }
+  })
 })
