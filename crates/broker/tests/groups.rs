@@ -394,3 +394,31 @@ fn silent_member_is_expelled_and_errors_follow_kafka() {
     assert!(described.groups[0].members.is_empty());
     assert_eq!(wire.request(3, &heartbeat(1, &member)).error_code, 25);
 }
+
+#[test]
+fn huge_member_metadata_and_unknown_groups_are_handled() {
+    let broker = group_broker();
+    let mut wire = Wire::connect(&broker.bootstrap());
+    let group = unique("big");
+    // 20 MiB of member metadata: within socket.request.max.bytes, so Kafka
+    // accepts it; the broker must neither panic nor stall other clients.
+    let mut join = join_request(&group, "", 6000);
+    join.protocols[0].metadata = bytes::Bytes::from(vec![7u8; 20 << 20]);
+    let first = wire.request(5, &join);
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let joined = wire.request(5, &join.with_member_id(first.member_id.clone()));
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.members[0].metadata.len(), 20 << 20, "the leader gets the metadata back");
+    // Other clients are served meanwhile and afterwards.
+    let mut other = Wire::connect(&broker.bootstrap());
+    let heartbeat = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("no-such-group")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_static_str("nobody"));
+    assert_eq!(other.request(3, &heartbeat).error_code, 25, "UNKNOWN_MEMBER_ID for an unknown group");
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("no-such-group")))
+        .with_generation_id(1)
+        .with_member_id(StrBytes::from_static_str("nobody"));
+    assert_eq!(other.request(3, &sync).error_code, 25);
+}
