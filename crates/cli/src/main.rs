@@ -8,6 +8,8 @@
 //! printf 'k1:hello\nk2:world\n' | strom produce events --key-separator :
 //! strom consume events --from beginning --count 2 --json
 //! strom group describe my-group
+//! strom txn list --state Ongoing
+//! strom producers events --partition 0
 //! strom status --admin 127.0.0.1:9644
 //! strom bench produce --topic bench --create --count 1000000 --acks 1
 //! ```
@@ -40,6 +42,8 @@ enum Command {
     Produce(client::produce::ProduceArgs),
     Consume(client::consume::ConsumeArgs),
     Group(client::group::GroupArgs),
+    Txn(client::txn::TxnArgs),
+    Producers(client::txn::ProducersArgs),
     /// One-screen summary of a running broker, from its admin listener.
     Status(status::StatusArgs),
     Bench(bench::BenchArgs),
@@ -68,6 +72,8 @@ fn main() {
             Command::Produce(args) => client::produce::run(args).await,
             Command::Consume(args) => client::consume::run(args).await,
             Command::Group(args) => client::group::run(args).await,
+            Command::Txn(args) => client::txn::run(args).await,
+            Command::Producers(args) => client::txn::producers(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }

@@ -17,6 +17,7 @@ mod metadata;
 mod produce;
 mod producer_id;
 mod txn;
+mod txn_admin;
 
 use crate::connection::{peek_header, ConnectionError};
 use crate::server::BrokerContext;
@@ -59,6 +60,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddOffsetsToTxn, 0, 4),
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub fn supported_range(key: ApiKey) -> Option<(i16, i16)> {
@@ -207,6 +211,15 @@ async fn dispatch(
         }
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(producer_id::handle(&ctx, req).await)
+        }
+        RequestKind::DescribeTransactions(req) => {
+            ResponseKind::DescribeTransactions(txn_admin::describe_transactions(&ctx, req))
+        }
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(txn_admin::list_transactions(&ctx, req))
+        }
+        RequestKind::DescribeProducers(req) => {
+            ResponseKind::DescribeProducers(txn_admin::describe_producers(&ctx, req).await)
         }
         other => {
             // Unreachable while SUPPORTED and this match agree; close rather than panic.
