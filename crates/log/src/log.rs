@@ -371,6 +371,9 @@ impl PartitionLog {
         &'a self,
         state: RwLockUpgradableReadGuard<'a, LogState>,
     ) -> Result<RwLockUpgradableReadGuard<'a, LogState>, LogError> {
+        // A producer-state snapshot at every roll (as Kafka takes them)
+        // bounds what a recovery after a crash must rescan to rebuild it.
+        crate::producer_state::write_snapshot(&*self.storage, &self.dir, &state)?;
         let segment = Segment::create(&*self.storage, &self.dir, state.log_end_offset)?;
         let mut state = RwLockUpgradableReadGuard::upgrade(state);
         let sealed = state.active_mut();
