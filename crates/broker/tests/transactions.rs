@@ -182,6 +182,10 @@ fn offsets_sent_to_a_transaction_commit_with_it() {
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
+        // read_uncommitted: OffsetFetch without require_stable answers at
+        // once; a read_committed consumer would wait while offsets are
+        // pending in the transaction (UNSTABLE_OFFSET_COMMIT, as in Kafka).
+        .set("isolation.level", "read_uncommitted")
         .create()
         .unwrap();
     let txn = txn_producer(&bootstrap, "t-eos");

@@ -465,7 +465,21 @@ impl GroupCoordinator {
     }
 
     pub fn fetch_offsets(&self, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+        // require_stable (v7+, read_committed consumers): a partition with an
+        // offset still pending in a transaction answers UNSTABLE_OFFSET_COMMIT
+        // so the client retries instead of starting from a stale position.
+        let unstable = |group: &str, topic: &str, partition: i32| {
+            if version >= 7
+                && request.require_stable
+                && self.has_pending_txn_offset(group, topic, partition)
+            {
+                ResponseError::UnstableOffsetCommit.code()
+            } else {
+                0
+            }
+        };
         if version < 8 {
+            let group_id = request.group_id.as_str().to_string();
             let topics = request.topics.map(|ts| {
                 ts.into_iter()
                     .map(|t| (t.name.as_str().to_string(), t.partition_indexes))
@@ -482,6 +496,7 @@ impl GroupCoordinator {
                                 .into_iter()
                                 .map(|(p, v)| {
                                     OffsetFetchResponsePartition::default()
+                                        .with_error_code(unstable(&group_id, &topic, p))
                                         .with_partition_index(p)
                                         .with_committed_offset(v.as_ref().map_or(-1, |v| v.offset))
                                         .with_committed_leader_epoch(
@@ -507,6 +522,7 @@ impl GroupCoordinator {
                         .map(|t| (t.name.as_str().to_string(), t.partition_indexes))
                         .collect()
                 });
+                let group_id = g.group_id.as_str().to_string();
                 let topics = self
                     .committed(g.group_id.as_str(), topics)
                     .into_iter()
@@ -518,6 +534,7 @@ impl GroupCoordinator {
                                     .into_iter()
                                     .map(|(p, v)| {
                                         OffsetFetchResponsePartitions::default()
+                                            .with_error_code(unstable(&group_id, &topic, p))
                                             .with_partition_index(p)
                                             .with_committed_offset(
                                                 v.as_ref().map_or(-1, |v| v.offset),

@@ -141,3 +141,72 @@ impl GroupCoordinator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{GroupConfig, GroupCoordinator};
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        GroupId, OffsetFetchRequest, ProducerId, TopicName, TxnOffsetCommitRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    fn fetch(c: &GroupCoordinator, require_stable: bool) -> (i16, i64) {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_require_stable(require_stable)
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![0])]));
+        let p = &c.fetch_offsets(7, request).topics[0].partitions[0];
+        (p.error_code, p.committed_offset)
+    }
+
+    #[test]
+    fn pending_offsets_are_invisible_until_the_marker_and_unstable_when_asked() {
+        let mut c = GroupCoordinator::new(GroupConfig::default());
+        let commit = TxnOffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_producer_id(ProducerId(7))
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(42)])]);
+        let out = c.txn_commit_offsets(1, commit, |_, _| true);
+        assert_eq!(out.response.unwrap().topics[0].partitions[0].error_code, 0);
+        assert_eq!(fetch(&c, false), (0, -1), "pending: not visible");
+        assert_eq!(
+            fetch(&c, true),
+            (88, -1),
+            "UNSTABLE_OFFSET_COMMIT with require_stable"
+        );
+        // An abort drops it; a commit of another transaction applies it.
+        c.complete_txn_offsets(2, "g", 7, false);
+        assert_eq!(fetch(&c, true), (0, -1));
+        c.txn_commit_offsets(
+            3,
+            TxnOffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_producer_id(ProducerId(8))
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(43)])]),
+            |_, _| true,
+        );
+        let records = c.complete_txn_offsets(4, "g", 8, true).records;
+        assert_eq!(
+            records.len(),
+            2,
+            "a tombstone for the pending record and the committed offset"
+        );
+        assert_eq!(fetch(&c, true), (0, 43));
+    }
+}
