@@ -148,6 +148,9 @@ pub struct Metrics {
     groups: Family<StateLabels, Gauge>,
     group_members: Family<GroupLabels, Gauge>,
     group_lag: Family<GroupPartitionLabels, Gauge>,
+    log_last_stable_offset: Family<PartitionLabels, Gauge>,
+    transactions: Family<StateLabels, Gauge>,
+    oldest_open_transaction: Gauge<f64, std::sync::atomic::AtomicU64>,
     topics: Gauge,
     partitions: Gauge,
     ready_gauge: Gauge,
@@ -192,6 +195,9 @@ impl Metrics {
             groups: Family::default(),
             group_members: Family::default(),
             group_lag: Family::default(),
+            log_last_stable_offset: Family::default(),
+            transactions: Family::default(),
+            oldest_open_transaction: Gauge::default(),
             topics: Gauge::default(),
             partitions: Gauge::default(),
             ready_gauge: Gauge::default(),
@@ -329,6 +335,22 @@ impl Metrics {
             "group_lag",
             "Log end offset minus the group's committed offset, by group and partition",
             self.group_lag.clone(),
+        );
+        r.register(
+            "log_last_stable_offset",
+            "The partition's last stable offset: read_committed consumers read up to here",
+            self.log_last_stable_offset.clone(),
+        );
+        r.register(
+            "transactions",
+            "Transactional ids, by transaction state",
+            self.transactions.clone(),
+        );
+        r.register_with_unit(
+            "oldest_open_transaction_age",
+            "Age of the oldest ongoing transaction (0 when none is open)",
+            Unit::Seconds,
+            self.oldest_open_transaction.clone(),
         );
         r.register_with_unit(
             "process_resident_memory",
@@ -518,6 +540,7 @@ impl Metrics {
         self.log_size.clear();
         self.log_segments.clear();
         self.log_fsyncs.clear();
+        self.log_last_stable_offset.clear();
         let topics = context.topics.list();
         let mut partitions = 0;
         let mut end_offsets = std::collections::HashMap::new();
@@ -534,6 +557,9 @@ impl Metrics {
                     .get_or_create(&labels)
                     .set(log.log_start_offset());
                 self.log_end_offset.get_or_create(&labels).set(end);
+                self.log_last_stable_offset
+                    .get_or_create(&labels)
+                    .set(log.last_stable_offset());
                 self.log_size
                     .get_or_create(&labels)
                     .set(log.size_bytes() as i64);
@@ -549,6 +575,28 @@ impl Metrics {
         }
         self.topics.set(topics.len() as i64);
         self.partitions.set(partitions);
+
+        self.transactions.clear();
+        let now_ms = crate::metadata::now_ms();
+        let oldest = context.txns.read(|coordinator| {
+            let mut oldest: Option<i64> = None;
+            for txn in coordinator.transactions() {
+                self.transactions
+                    .get_or_create(&StateLabels {
+                        state: txn.state.name(),
+                    })
+                    .inc();
+                if txn.state == strom_coordinator::txn::TxnState::Ongoing
+                    && txn.start_timestamp >= 0
+                {
+                    oldest =
+                        Some(oldest.map_or(txn.start_timestamp, |o| o.min(txn.start_timestamp)));
+                }
+            }
+            oldest
+        });
+        self.oldest_open_transaction
+            .set(oldest.map_or(0.0, |start| (now_ms - start).max(0) as f64 / 1000.0));
 
         self.groups.clear();
         self.group_members.clear();

@@ -408,14 +408,22 @@ fn huge_member_metadata_and_unknown_groups_are_handled() {
     assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
     let joined = wire.request(5, &join.with_member_id(first.member_id.clone()));
     assert_eq!(joined.error_code, 0);
-    assert_eq!(joined.members[0].metadata.len(), 20 << 20, "the leader gets the metadata back");
+    assert_eq!(
+        joined.members[0].metadata.len(),
+        20 << 20,
+        "the leader gets the metadata back"
+    );
     // Other clients are served meanwhile and afterwards.
     let mut other = Wire::connect(&broker.bootstrap());
     let heartbeat = HeartbeatRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("no-such-group")))
         .with_generation_id(1)
         .with_member_id(StrBytes::from_static_str("nobody"));
-    assert_eq!(other.request(3, &heartbeat).error_code, 25, "UNKNOWN_MEMBER_ID for an unknown group");
+    assert_eq!(
+        other.request(3, &heartbeat).error_code,
+        25,
+        "UNKNOWN_MEMBER_ID for an unknown group"
+    );
     let sync = SyncGroupRequest::default()
         .with_group_id(GroupId(StrBytes::from_static_str("no-such-group")))
         .with_generation_id(1)

@@ -230,3 +230,51 @@ fn admin_listener_can_be_turned_off() {
     let broker = TestBroker::start_with(|config| config.admin_listen = None);
     assert_eq!(broker.admin_addr(), None);
 }
+
+#[test]
+fn transactions_and_last_stable_offsets_are_reported() {
+    use rdkafka::producer::Producer;
+    let broker = TestBroker::start_with(|c| c.transaction_topic_partitions = 1);
+    let admin = broker.admin_addr().expect("admin listener on");
+    let topic = unique("txn-metrics");
+    create_topic(&broker.bootstrap(), &topic, 1, &[]);
+    let producer = producer(&broker.bootstrap(), &[("transactional.id", "metrics-txn")]);
+    producer.init_transactions(TIMEOUT).unwrap();
+    producer.begin_transaction().unwrap();
+    send(&producer, &topic, Some(0), None, Some(b"open"));
+    let (_, metrics) = get(admin, "/metrics");
+    assert_eq!(
+        sample(&metrics, r#"strom_transactions{state="Ongoing"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!(r#"strom_log_last_stable_offset{{topic="{topic}",partition="0"}}"#)
+        ),
+        Some(0.0),
+        "the open transaction holds the LSO"
+    );
+    assert!(
+        sample(&metrics, "strom_oldest_open_transaction_age_seconds").is_some_and(|age| age >= 0.0)
+    );
+    producer.commit_transaction(TIMEOUT).unwrap();
+    let (_, metrics) = get(admin, "/metrics");
+    assert_eq!(
+        sample(&metrics, r#"strom_transactions{state="CompleteCommit"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&metrics, "strom_oldest_open_transaction_age_seconds"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!(r#"strom_log_last_stable_offset{{topic="{topic}",partition="0"}}"#)
+        ),
+        Some(2.0),
+        "record and commit marker"
+    );
+}

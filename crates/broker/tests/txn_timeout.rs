@@ -11,7 +11,9 @@ use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnT
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use std::time::{Duration, Instant};
 use strom_testkit::TestBroker;
 
@@ -32,17 +34,26 @@ fn txn_batch(pid: i64, epoch: i16, seq: i32) -> Bytes {
         headers: Default::default(),
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&record], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
     buf.freeze()
 }
 
 fn last_stable_offset(wire: &mut Wire, topic: &str) -> i64 {
-    let request = ListOffsetsRequest::default().with_isolation_level(1).with_topics(vec![
-        list_offsets_request::ListOffsetsTopic::default()
+    let request = ListOffsetsRequest::default()
+        .with_isolation_level(1)
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)]),
-    ]);
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1),
+            ])]);
     wire.request(5, &request).topics[0].partitions[0].offset
 }
 
@@ -55,7 +66,9 @@ fn an_abandoned_transaction_is_aborted_at_its_timeout() {
     let txn_id = TransactionalId(StrBytes::from_static_str("abandoner"));
     let init = wire.request(
         4,
-        &InitProducerIdRequest::default().with_transactional_id(Some(txn_id.clone())).with_transaction_timeout_ms(1000),
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn_id.clone()))
+            .with_transaction_timeout_ms(1000),
     );
     assert_eq!(init.error_code, 0);
     let (pid, epoch) = (init.producer_id, init.producer_epoch);
@@ -81,7 +94,11 @@ fn an_abandoned_transaction_is_aborted_at_its_timeout() {
                     .with_records(Some(txn_batch(pid.0, epoch, seq)))])]);
         wire.request(7, &request).responses[0].partition_responses[0].error_code
     };
-    assert_eq!(produce(&mut wire, epoch, 0), 48, "not in the transaction yet");
+    assert_eq!(
+        produce(&mut wire, epoch, 0),
+        48,
+        "not in the transaction yet"
+    );
 
     let add = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(txn_id.clone())
@@ -91,14 +108,24 @@ fn an_abandoned_transaction_is_aborted_at_its_timeout() {
             .with_name(TopicName(StrBytes::from_string(topic.clone())))
             .with_partitions(vec![0])]);
     let added = wire.request(3, &add);
-    assert_eq!(added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
     assert_eq!(produce(&mut wire, epoch, 0), 0);
-    assert_eq!(last_stable_offset(&mut wire, &topic), 0, "the open transaction holds the LSO");
+    assert_eq!(
+        last_stable_offset(&mut wire, &topic),
+        0,
+        "the open transaction holds the LSO"
+    );
 
     // The producer goes silent; after the 1 s timeout the transaction is aborted.
     let deadline = Instant::now() + Duration::from_secs(15);
     while last_stable_offset(&mut wire, &topic) < 2 {
-        assert!(Instant::now() < deadline, "the abandoned transaction was never aborted");
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned transaction was never aborted"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // Its producer is fenced: the abort bumped the epoch.
@@ -114,8 +141,12 @@ fn an_abandoned_transaction_is_aborted_at_its_timeout() {
         .create()
         .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Beginning).unwrap();
+    tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
     use rdkafka::consumer::Consumer;
     consumer.assign(&tpl).unwrap();
-    assert!(consumer.poll(Duration::from_secs(2)).is_none(), "aborted records are never visible");
+    assert!(
+        consumer.poll(Duration::from_secs(2)).is_none(),
+        "aborted records are never visible"
+    );
 }

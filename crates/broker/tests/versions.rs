@@ -146,7 +146,11 @@ fn every_supported_version_answers() {
         );
         assert_eq!(r.groups.len(), 1, "DescribeGroups v{v}");
         let expected = if v >= 6 { 69 } else { 0 };
-        assert_eq!((r.groups[0].error_code, r.groups[0].group_state.as_str()), (expected, "Dead"), "DescribeGroups v{v}");
+        assert_eq!(
+            (r.groups[0].error_code, r.groups[0].group_state.as_str()),
+            (expected, "Dead"),
+            "DescribeGroups v{v}"
+        );
     }
     for v in 0..=2 {
         assert_eq!(
