@@ -149,6 +149,7 @@ pub struct Metrics {
     group_members: Family<GroupLabels, Gauge>,
     group_lag: Family<GroupPartitionLabels, Gauge>,
     log_last_stable_offset: Family<PartitionLabels, Gauge>,
+    fsync_seconds: Histogram,
     transactions: Family<StateLabels, Gauge>,
     oldest_open_transaction: Gauge<f64, std::sync::atomic::AtomicU64>,
     topics: Gauge,
@@ -196,6 +197,7 @@ impl Metrics {
             group_members: Family::default(),
             group_lag: Family::default(),
             log_last_stable_offset: Family::default(),
+            fsync_seconds: Histogram::new(exponential_buckets(0.00005, 4.0, 10)),
             transactions: Family::default(),
             oldest_open_transaction: Gauge::default(),
             topics: Gauge::default(),
@@ -345,6 +347,12 @@ impl Metrics {
             "transactions",
             "Transactional ids, by transaction state",
             self.transactions.clone(),
+        );
+        r.register_with_unit(
+            "log_fsync_duration",
+            "Duration of each fdatasync of a segment file (all partitions)",
+            Unit::Seconds,
+            self.fsync_seconds.clone(),
         );
         r.register_with_unit(
             "oldest_open_transaction_age",
@@ -630,6 +638,12 @@ impl Metrics {
                 }
             }
         });
+    }
+
+    /// A hook for the logs: every segment fdatasync lands in the histogram.
+    pub fn fsync_observer(&self) -> strom_log::FsyncObserver {
+        let histogram = self.fsync_seconds.clone();
+        std::sync::Arc::new(move |elapsed: Duration| histogram.observe(elapsed.as_secs_f64()))
     }
 
     pub fn connections_open(&self) -> i64 {

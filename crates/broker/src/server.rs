@@ -148,6 +148,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         metrics,
     });
     admin.set_context(&context);
+    context
+        .topics
+        .set_fsync_observer(context.metrics.fsync_observer());
     tracing::info!(
         %local_addr,
         topics = context.topics.list().len(),

@@ -121,6 +121,8 @@ pub struct TopicManager {
     changes: Mutex<MetadataStore>,
     /// The producer ids left in the current block: `next..end`.
     producer_ids: Mutex<(i64, i64)>,
+    /// Given to every partition log, present and future (fsync timing).
+    fsync_observer: Mutex<Option<strom_log::FsyncObserver>>,
 }
 
 /// Producer ids are taken from the metadata log in blocks of this many.
@@ -192,6 +194,7 @@ impl TopicManager {
             changes: Mutex::new(store),
             // Nothing left: the first allocation takes a new block.
             producer_ids: Mutex::new((next_producer_id_block, next_producer_id_block)),
+            fsync_observer: Mutex::new(None),
         })
     }
 
@@ -332,6 +335,7 @@ impl TopicManager {
             let _ = std::fs::remove_dir_all(&dir);
         }
         let log = PartitionLog::open(&dir, config, true).map_err(ApiError::from)?;
+        log.set_fsync_observer(self.fsync_observer.lock().clone());
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
             index,
@@ -509,6 +513,16 @@ impl TopicManager {
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// Times every fdatasync of every partition log, now and later.
+    pub fn set_fsync_observer(&self, observer: strom_log::FsyncObserver) {
+        *self.fsync_observer.lock() = Some(observer.clone());
+        for partition in self.all_partitions() {
+            if let Ok(log) = partition.log() {
+                log.set_fsync_observer(Some(observer.clone()));
+            }
+        }
     }
 
     /// Flushes every log and the metadata log (clean shutdown).

@@ -278,3 +278,30 @@ fn transactions_and_last_stable_offsets_are_reported() {
         "record and commit marker"
     );
 }
+
+#[test]
+fn fsyncs_are_timed() {
+    let broker = TestBroker::start_with(|c| c.flush = strom_log::FlushPolicy::Always);
+    let admin = broker.admin_addr().expect("admin listener on");
+    let topic = unique("fsync-timing");
+    create_topic(&broker.bootstrap(), &topic, 1, &[]);
+    let producer = producer(&broker.bootstrap(), &[]);
+    for i in 0..3 {
+        send(
+            &producer,
+            &topic,
+            Some(0),
+            None,
+            Some(format!("{i}").as_bytes()),
+        );
+    }
+    let (_, metrics) = get(admin, "/metrics");
+    let count =
+        sample(&metrics, "strom_log_fsync_duration_seconds_count").expect("histogram exported");
+    assert!(
+        count >= 3.0,
+        "flush=always: at least one fdatasync per acknowledged produce, got {count}"
+    );
+    let sum = sample(&metrics, "strom_log_fsync_duration_seconds_sum").unwrap();
+    assert!(sum > 0.0);
+}

@@ -133,11 +133,15 @@ impl PartitionLog {
 
     fn run_sync_jobs(&self, jobs: &[SyncJob], dir_dirty: bool) -> Result<(), LogError> {
         for job in jobs {
+            let started = std::time::Instant::now();
             job.files
                 .log
                 .sync()
                 .map_err(|e| LogError::io("fsyncing", &job.files.log_path, e))?;
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Some(observer) = self.fsync_observer.lock().as_ref() {
+                observer(started.elapsed());
+            }
             if let Some((offset_index, time_index)) = &job.index_bytes {
                 for (path, bytes) in [
                     (&job.files.index_path, offset_index),

@@ -98,7 +98,7 @@ use std::path::Path;
 pub use compaction::{CleanerOptions, CompactionReport, CompactionSkipped};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
-pub use log::{AppendInfo, BatchLocation, PartitionLog, ReadResult};
+pub use log::{AppendInfo, BatchLocation, FsyncObserver, PartitionLog, ReadResult};
 pub use recovery::RecoveryReport;
 pub use storage::{StdStorage, Storage, StorageFile};
 

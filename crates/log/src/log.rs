@@ -120,7 +120,13 @@ pub struct PartitionLog {
     pub(crate) last_flush_ms: AtomicU64,
     /// The cleaner's progress; held for a whole compaction pass.
     pub(crate) cleaner: Mutex<crate::compaction::CleanerState>,
+    /// Told how long each segment fdatasync took (for metrics).
+    pub(crate) fsync_observer: Mutex<Option<FsyncObserver>>,
 }
+
+/// Receives the duration of every segment fdatasync (see
+/// [`PartitionLog::set_fsync_observer`]).
+pub type FsyncObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 impl std::fmt::Debug for PartitionLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -655,6 +661,12 @@ impl PartitionLog {
     /// shutdown, or after a clean one if anything had to be repaired.
     pub fn recovery_report(&self) -> Option<RecoveryReport> {
         self.recovery_report.clone()
+    }
+
+    /// Lets the embedding broker time fdatasyncs, without the log depending
+    /// on a metrics library.
+    pub fn set_fsync_observer(&self, observer: Option<FsyncObserver>) {
+        *self.fsync_observer.lock() = observer;
     }
 
     /// Number of fdatasyncs issued on segment `.log` files since opening

@@ -108,6 +108,7 @@ impl PartitionLog {
             cleaner: Mutex::new(CleanerState {
                 first_dirty_offset: loaded.first_dirty_offset,
             }),
+            fsync_observer: Mutex::new(None),
         })
     }
 }
