@@ -6,173 +6,22 @@
 //!
 //! With `STROM_TEST_BOOTSTRAP=HOST:PORT` the runs go to that cluster instead.
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
-const STROM: &str = env!("CARGO_BIN_EXE_strom");
-const BROKER_START_TIMEOUT: Duration = Duration::from_secs(30);
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+use common::*;
+use serde_json::Value;
+
 const RECORDS: u64 = 20_000;
 
-/// A `strom serve` child process, killed when dropped, or an external
-/// cluster named by STROM_TEST_BOOTSTRAP.
-struct Broker {
-    child: Option<Child>,
-    bootstrap: String,
-    data_dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Broker {
-        let data_dir = tempfile::tempdir().expect("tempdir");
-        if let Ok(bootstrap) = std::env::var("STROM_TEST_BOOTSTRAP") {
-            return Broker {
-                child: None,
-                bootstrap,
-                data_dir,
-            };
-        }
-        let log = std::fs::File::create(data_dir.path().join("broker.log")).expect("log file");
-        let mut child = Command::new(STROM)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir.path().join("data"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("spawn strom serve");
-        // Read stdout on a thread so a silent broker can't hang the test, and
-        // keep draining it so the broker never blocks on a full pipe.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (address_tx, address_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut address_tx = Some(address_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(address) = line.trim().strip_prefix("listening on ") {
-                    if let Some(tx) = address_tx.take() {
-                        let _ = tx.send(address.to_string());
-                    }
-                }
-            }
-        });
-        let mut broker = Broker {
-            child: Some(child),
-            bootstrap: String::new(),
-            data_dir,
-        };
-        broker.bootstrap = address_rx
-            .recv_timeout(BROKER_START_TIMEOUT)
-            .expect("broker prints `listening on HOST:PORT`");
-        broker
-    }
-
-    /// Runs `strom ARGS` against this broker, at most COMMAND_TIMEOUT.
-    fn run(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(STROM)
-            .args(args)
-            .env("STROM_BOOTSTRAP", &self.bootstrap)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn strom");
-        let stdout = drain(child.stdout.take().expect("piped stdout"));
-        let stderr = drain(child.stderr.take().expect("piped stderr"));
-        let deadline = Instant::now() + COMMAND_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for strom") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "`strom {}` did not finish within {COMMAND_TIMEOUT:?}",
-                    args.join(" ")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Output {
-            status,
-            stdout: stdout.join().expect("stdout reader"),
-            stderr: stderr.join().expect("stderr reader"),
-        }
-    }
-
-    /// Like `run`, but the command must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "`strom {}` failed with {}\nstdout:\n{}\nstderr:\n{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 stdout")
-    }
-
-    /// Runs a bench with `--json` and parses its one line of output.
-    fn bench(&self, args: &[&str]) -> Value {
-        let mut all = vec!["bench"];
-        all.extend_from_slice(args);
-        all.push("--json");
-        let stdout = self.ok(&all);
-        let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "one JSON object on one line:\n{stdout}");
-        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let Some(child) = self.child.as_mut() else {
-            return;
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        if std::thread::panicking() {
-            let log = self.data_dir.path().join("broker.log");
-            if let Ok(log) = std::fs::read_to_string(log) {
-                let tail: Vec<&str> = log.lines().rev().take(40).collect();
-                eprintln!("--- last broker log lines ---");
-                for line in tail.iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-        }
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        bytes
-    })
-}
-
-/// A topic name unique to this run, so runs can share a cluster.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .subsec_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
+/// Runs a bench with `--json` and parses its one line of output.
+fn bench(broker: &Broker, args: &[&str]) -> Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let stdout = broker.ok(&all, b"");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON object on one line:\n{stdout}");
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
 fn number(value: &Value, field: &str) -> f64 {
@@ -214,20 +63,23 @@ fn produce_then_consume_counts_match() {
     let topic = unique("bench-produce");
     let records = RECORDS.to_string();
 
-    let report = broker.bench(&[
-        "produce",
-        "--topic",
-        &topic,
-        "--create",
-        "--partitions",
-        "2",
-        "--count",
-        &records,
-        "--record-size",
-        "100",
-        "--acks",
-        "1",
-    ]);
+    let report = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            &topic,
+            "--create",
+            "--partitions",
+            "2",
+            "--count",
+            &records,
+            "--record-size",
+            "100",
+            "--acks",
+            "1",
+        ],
+    );
     assert_eq!(report["mode"], "produce");
     let settings = &report["settings"];
     assert_eq!(settings["topic"], topic.as_str());
@@ -245,23 +97,26 @@ fn produce_then_consume_counts_match() {
     assert!(report.get("consumed").is_none(), "{report}");
 
     // Two producers share the count; acks=all.
-    let report = broker.bench(&[
-        "produce",
-        "--topic",
-        &topic,
-        "--count",
-        "5000",
-        "--producers",
-        "2",
-        "--acks",
-        "all",
-    ]);
+    let report = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            &topic,
+            "--count",
+            "5000",
+            "--producers",
+            "2",
+            "--acks",
+            "all",
+        ],
+    );
     assert_throughput(&report["produced"], 5000, 100);
     assert_latency(&report["produced"]["latency_ms"], 5000);
 
     // Without --count: the whole topic, from the beginning, to its end.
     let total = RECORDS + 5000;
-    let report = broker.bench(&["consume", "--topic", &topic]);
+    let report = bench(&broker, &["consume", "--topic", &topic]);
     assert_eq!(report["mode"], "consume");
     assert_eq!(report["settings"]["until_end"], true);
     assert_eq!(report["settings"]["partitions"], 2);
@@ -269,15 +124,18 @@ fn produce_then_consume_counts_match() {
     assert!(report.get("produced").is_none(), "{report}");
 
     // Two consumers stop together at exactly the count.
-    let report = broker.bench(&[
-        "consume",
-        "--topic",
-        &topic,
-        "--count",
-        "7000",
-        "--consumers",
-        "2",
-    ]);
+    let report = bench(
+        &broker,
+        &[
+            "consume",
+            "--topic",
+            &topic,
+            "--count",
+            "7000",
+            "--consumers",
+            "2",
+        ],
+    );
     assert_eq!(report["settings"]["consumers"], 2);
     assert_throughput(&report["consumed"], 7000, 100);
 }
@@ -288,9 +146,12 @@ fn fixed_rate_runs_follow_the_schedule() {
     let topic = unique("bench-rate");
 
     // 2000 records at 10 000/s: the last is due 0.1999 s after the first.
-    let report = broker.bench(&[
-        "produce", "--topic", &topic, "--create", "--count", "2000", "--rate", "10000",
-    ]);
+    let report = bench(
+        &broker,
+        &[
+            "produce", "--topic", &topic, "--create", "--count", "2000", "--rate", "10000",
+        ],
+    );
     assert_eq!(report["settings"]["rate"], 10000.0);
     let produced = &report["produced"];
     assert_throughput(produced, 2000, 100);
@@ -302,15 +163,18 @@ fn fixed_rate_runs_follow_the_schedule() {
     assert_latency(&produced["latency_ms"], 2000);
 
     // --duration at a rate sends rate × duration records.
-    let report = broker.bench(&[
-        "produce",
-        "--topic",
-        &topic,
-        "--duration",
-        "500ms",
-        "--rate",
-        "4000",
-    ]);
+    let report = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            &topic,
+            "--duration",
+            "500ms",
+            "--rate",
+            "4000",
+        ],
+    );
     assert_eq!(report["settings"]["duration_s"], 0.5);
     assert_throughput(&report["produced"], 2000, 100);
 }
@@ -321,24 +185,27 @@ fn end_to_end_at_a_fixed_rate() {
     let topic = unique("bench-e2e");
     let (rate, seconds) = (2000u64, 2u64);
 
-    let report = broker.bench(&[
-        "e2e",
-        "--topic",
-        &topic,
-        "--create",
-        "--partitions",
-        "3",
-        "--rate",
-        &rate.to_string(),
-        "--duration",
-        &seconds.to_string(),
-        "--record-size",
-        "64",
-        "--acks",
-        "1",
-        "--linger-ms",
-        "1",
-    ]);
+    let report = bench(
+        &broker,
+        &[
+            "e2e",
+            "--topic",
+            &topic,
+            "--create",
+            "--partitions",
+            "3",
+            "--rate",
+            &rate.to_string(),
+            "--duration",
+            &seconds.to_string(),
+            "--record-size",
+            "64",
+            "--acks",
+            "1",
+            "--linger-ms",
+            "1",
+        ],
+    );
     assert_eq!(report["mode"], "e2e");
     let settings = &report["settings"];
     assert_eq!(settings["rate"], 2000.0);
@@ -373,36 +240,42 @@ fn codecs_table_and_errors() {
     let topic = unique("bench-codecs");
 
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
-        let report = broker.bench(&[
-            "produce",
-            "--topic",
-            &topic,
-            "--create",
-            "--count",
-            "2000",
-            "--record-size",
-            "512",
-            "--compression",
-            codec,
-        ]);
+        let report = bench(
+            &broker,
+            &[
+                "produce",
+                "--topic",
+                &topic,
+                "--create",
+                "--count",
+                "2000",
+                "--record-size",
+                "512",
+                "--compression",
+                codec,
+            ],
+        );
         assert_eq!(report["settings"]["compression"], codec);
         // Sizes count the records' own bytes, before compression.
         assert_throughput(&report["produced"], 2000, 512);
     }
-    let report = broker.bench(&["consume", "--topic", &topic]);
+    let report = bench(&broker, &["consume", "--topic", &topic]);
     assert_throughput(&report["consumed"], 8000, 512);
 
     // Without --json: a headline and a table.
-    let table = broker.ok(&[
-        "bench",
-        "produce",
-        "--topic",
-        &topic,
-        "--count",
-        "100",
-        "--record-size",
-        "512",
-    ]);
+    let table = broker.ok(
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            &topic,
+            "--count",
+            "100",
+            "--record-size",
+            "512",
+        ],
+        b"",
+    );
     assert!(table.starts_with("produce to "), "{table}");
     assert!(table.contains("P99.9 MS"), "{table}");
     let row = table
@@ -413,34 +286,40 @@ fn codecs_table_and_errors() {
     assert_eq!(row.split_whitespace().nth(1), Some("100"), "{table}");
 
     // A missing topic is an error, not an auto-created topic.
-    let missing = broker.run(&[
-        "bench",
-        "produce",
-        "--topic",
-        &unique("bench-missing"),
-        "--count",
-        "10",
-    ]);
+    let missing = broker.run(
+        &[
+            "bench",
+            "produce",
+            "--topic",
+            &unique("bench-missing"),
+            "--count",
+            "10",
+        ],
+        b"",
+    );
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("does not exist"), "{stderr}");
 
     // Count and duration exclude each other; e2e needs a rate.
     assert!(!broker
-        .run(&[
-            "bench",
-            "produce",
-            "--topic",
-            &topic,
-            "--count",
-            "1",
-            "--duration",
-            "1"
-        ])
+        .run(
+            &[
+                "bench",
+                "produce",
+                "--topic",
+                &topic,
+                "--count",
+                "1",
+                "--duration",
+                "1"
+            ],
+            b""
+        )
         .status
         .success());
     assert!(!broker
-        .run(&["bench", "e2e", "--topic", &topic, "--duration", "1"])
+        .run(&["bench", "e2e", "--topic", &topic, "--duration", "1"], b"")
         .status
         .success());
 }

@@ -30,6 +30,8 @@
 //! On failure the data dir and the broker logs of every run
 //! (`broker-N.log`) are kept and their path is printed.
 
+mod common;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -37,7 +39,6 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -180,25 +181,12 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("spawn strom serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stdout so the broker never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.trim().starts_with("listening on ") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        });
+        let rx = common::listening_address(&mut child);
         self.child = Some(child);
         let deadline = started + START_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(()) => break,
+                Ok(_) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
                     let child = self.child.as_mut().expect("child");
                     if let Some(status) = child.try_wait().expect("try_wait") {

@@ -53,19 +53,7 @@ impl Broker {
             .expect("spawn strom serve");
 
         // Keep draining stdout so the broker never blocks on a full pipe.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (address_tx, address_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut address_tx = Some(address_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(address) = line.trim().strip_prefix("listening on ") {
-                    if let Some(tx) = address_tx.take() {
-                        let _ = tx.send(address.to_string());
-                    }
-                }
-            }
-        });
+        let address_rx = listening_address(&mut child);
         let mut broker = Broker {
             child: Some(child),
             bootstrap: String::new(),
@@ -197,4 +185,23 @@ pub fn unique(name: &str) -> String {
         .expect("clock")
         .subsec_nanos();
     format!("{name}-{}-{nanos}", std::process::id())
+}
+
+/// Keeps draining a `strom serve` child's stdout (so the broker never blocks
+/// on a full pipe) and sends the address of its first `listening on` line.
+pub fn listening_address(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("strom serve with piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(address) = line.trim().strip_prefix("listening on ") {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(address.to_string());
+                }
+            }
+        }
+    });
+    rx
 }
