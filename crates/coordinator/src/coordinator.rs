@@ -106,6 +106,31 @@ pub struct GroupCoordinator {
     pub(crate) groups: BTreeMap<String, ClassicGroup>,
 }
 
+/// One partition of an OffsetCommit or TxnOffsetCommit: the value to store,
+/// or why it is refused (metadata over `offset.metadata.max.bytes`, unknown
+/// partition).
+pub(crate) fn offset_to_commit(
+    max_metadata: usize,
+    partition_exists: bool,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&StrBytes>,
+    now: i64,
+) -> Result<OffsetValue, ResponseError> {
+    if metadata.is_some_and(|m| m.len() > max_metadata) {
+        return Err(ResponseError::OffsetMetadataTooLarge);
+    }
+    if !partition_exists {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    Ok(OffsetValue {
+        offset,
+        leader_epoch,
+        metadata: metadata.map(|m| m.as_str().to_string()),
+        commit_timestamp: now,
+    })
+}
+
 fn s(value: &str) -> StrBytes {
     StrBytes::from_string(value.to_string())
 }
@@ -370,26 +395,19 @@ impl GroupCoordinator {
             let name = topic.name.as_str();
             let mut partitions = Vec::with_capacity(topic.partitions.len());
             for p in &topic.partitions {
-                let code = if let Some(code) = group_error {
-                    Some(code)
-                } else if p
-                    .committed_metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > max_metadata)
-                {
-                    Some(ResponseError::OffsetMetadataTooLarge)
-                } else if !partition_exists(name, p.partition_index) {
-                    Some(ResponseError::UnknownTopicOrPartition)
-                } else {
-                    let value = OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.as_str().to_string()),
-                        commit_timestamp: now,
-                    };
+                let checked = match group_error {
+                    Some(code) => Err(code),
+                    None => offset_to_commit(
+                        max_metadata,
+                        partition_exists(name, p.partition_index),
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref(),
+                        now,
+                    ),
+                };
+                let code = checked.as_ref().err().copied();
+                if let Ok(value) = checked {
                     out.records.push(offset_record(
                         &group_id,
                         name,
@@ -403,8 +421,7 @@ impl GroupCoordinator {
                     group
                         .offsets
                         .insert((name.to_string(), p.partition_index), value);
-                    None
-                };
+                }
                 partitions.push(
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)

@@ -3,9 +3,9 @@
 //! commit, dropped on abort. They are persisted as `txn-offset` records so
 //! a restart between commit and marker loses nothing.
 
-use crate::coordinator::{GroupCoordinator, Outcome};
+use crate::coordinator::{offset_to_commit, GroupCoordinator, Outcome};
 use crate::group::ClassicGroup;
-use crate::records::{offset_record, txn_offset_record, OffsetValue};
+use crate::records::{offset_record, txn_offset_record};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -43,26 +43,19 @@ impl GroupCoordinator {
             let name = topic.name.as_str();
             let mut partitions = Vec::new();
             for p in &topic.partitions {
-                let code = if let Some(code) = group_error {
-                    Some(code)
-                } else if p
-                    .committed_metadata
-                    .as_ref()
-                    .is_some_and(|m| m.len() > max_metadata)
-                {
-                    Some(ResponseError::OffsetMetadataTooLarge)
-                } else if !partition_exists(name, p.partition_index) {
-                    Some(ResponseError::UnknownTopicOrPartition)
-                } else {
-                    let value = OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p
-                            .committed_metadata
-                            .as_ref()
-                            .map(|m| m.as_str().to_string()),
-                        commit_timestamp: now,
-                    };
+                let checked = match group_error {
+                    Some(code) => Err(code),
+                    None => offset_to_commit(
+                        max_metadata,
+                        partition_exists(name, p.partition_index),
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref(),
+                        now,
+                    ),
+                };
+                let code = checked.as_ref().err().copied();
+                if let Ok(value) = checked {
                     out.records.push(txn_offset_record(
                         &group_id,
                         producer_id,
@@ -79,8 +72,7 @@ impl GroupCoordinator {
                         .entry(producer_id)
                         .or_default()
                         .insert((name.to_string(), p.partition_index), value);
-                    None
-                };
+                }
                 partitions.push(
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
