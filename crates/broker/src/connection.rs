@@ -2,10 +2,12 @@
 //! request at a time in arrival order (as Kafka processes a connection).
 
 use crate::handlers;
+use crate::metrics::RequestTimes;
 use crate::server::BrokerContext;
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 
@@ -94,8 +96,19 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
                 break;
             }
         };
-        let api = peek_header(&frame).map(|(key, _, _)| key);
-        match handlers::handle(&context, frame, peer).await {
+        let received = Instant::now();
+        let header = peek_header(&frame);
+        let api = header.map(|(key, _, _)| key);
+        let dispatched = Instant::now();
+        let result = handlers::handle(&context, frame, peer).await;
+        let processed = Instant::now();
+        let mut times = RequestTimes {
+            received,
+            dispatched,
+            processed,
+            sent: None,
+        };
+        match result {
             Ok(Some(response)) => {
                 let result = async {
                     writer.write_u32(response.len() as u32).await?;
@@ -104,12 +117,16 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
                 }
                 .await;
                 if let Err(e) = result {
+                    context.metrics.request_done(header, times);
                     tracing::debug!(%peer, error = %e, "write failed");
                     break;
                 }
+                times.sent = Some(Instant::now());
+                context.metrics.request_done(header, times);
             }
-            Ok(None) => {}
+            Ok(None) => context.metrics.request_done(header, times),
             Err(e) => {
+                context.metrics.request_done(header, times);
                 // Logged there, rate-limited (bad input can arrive in floods).
                 context.metrics.connection_error(peer, api, &e);
                 break;

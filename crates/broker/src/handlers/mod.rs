@@ -81,19 +81,9 @@ pub struct RequestContext<'a> {
 }
 
 /// Decodes and answers one frame. `Ok(None)`: no response is due (acks=0).
-/// `Err`: the connection must be closed.
+/// `Err`: the connection must be closed. Error codes in the response are
+/// counted here, for every API alike; timing is the connection's.
 pub async fn handle(
-    broker: &Arc<BrokerContext>,
-    frame: Bytes,
-    peer: SocketAddr,
-) -> Result<Option<BytesMut>, ConnectionError> {
-    let (started, header) = (std::time::Instant::now(), peek_header(&frame));
-    let result = dispatch(broker, frame, peer).await;
-    broker.metrics.request_done(header, started);
-    result
-}
-
-async fn dispatch(
     broker: &Arc<BrokerContext>,
     frame: Bytes,
     peer: SocketAddr,
@@ -110,6 +100,7 @@ async fn dispatch(
         if api_key == ApiKey::ApiVersions {
             tracing::info!(%peer, version, "ApiVersions version not supported: answering with v0");
             let body = ResponseKind::ApiVersions(api_versions::unsupported_version_response());
+            broker.metrics.response_errors(api_key, &body);
             return encode_response(api_key, 0, correlation_id, &body).map(Some);
         }
         return Err(ConnectionError::UnsupportedVersion {
@@ -228,6 +219,7 @@ async fn dispatch(
             )));
         }
     };
+    broker.metrics.response_errors(api_key, &response);
     encode_response(api_key, version, correlation_id, &response).map(Some)
 }
 

@@ -104,8 +104,6 @@ pub async fn handle(
             }
             Err(e) => {
                 failed += 1;
-                b.metrics
-                    .error(kafka_protocol::messages::ApiKey::Produce, e.code.code());
                 tracing::info!(peer = %ctx.peer, topic = %responses[slot].name.as_str(), partition = index, error = %e, "produce rejected");
                 response
                     .with_error_code(e.code.code())

@@ -10,7 +10,7 @@
 //! Labels are bounded: API key and version (only supported ones), Kafka
 //! error names, close reasons, topics and partitions, group ids and states.
 //! No client ids, no peer addresses. Every metric is documented in
-//! `docs/observability.md`.
+//! `docs/operations.md`.
 
 use crate::connection::ConnectionError;
 use crate::rate_limit::RateLimiter;
@@ -28,6 +28,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+
+mod process;
+mod response_errors;
+
+pub use process::ProcessStats;
+pub use response_errors::for_each_error_code;
 
 /// A Kafka API key as a label value (`Produce`, `Fetch`, ...).
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -115,6 +121,28 @@ fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 11))
 }
 
+fn stage_histogram() -> Histogram {
+    // 10 µs .. ~2.6 s: waits that are normally short (queueing, socket writes).
+    Histogram::new(exponential_buckets(0.00001, 4.0, 10))
+}
+
+/// When one request passed each stage on its connection, for the latency
+/// histograms (Kafka's RequestQueueTimeMs, LocalTimeMs, ResponseSendTimeMs
+/// and TotalTimeMs).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestTimes {
+    /// The whole frame has been read from the socket.
+    pub received: Instant,
+    /// The handler starts: anything the request waited for in between
+    /// (memory for in-flight requests, say) is its queue time.
+    pub dispatched: Instant,
+    /// The handler has built and encoded the response.
+    pub processed: Instant,
+    /// The response has been written to the socket; `None` when no
+    /// response was sent (acks=0, or the connection is being closed).
+    pub sent: Option<Instant>,
+}
+
 /// Bad-input log lines per second, all peers together; the rest are counted
 /// and reported with the next line that gets through.
 const BAD_INPUT_LOG_LINES_PER_SECOND: u32 = 10;
@@ -129,6 +157,9 @@ pub struct Metrics {
 
     requests: Family<RequestLabels, Counter>,
     request_seconds: HistogramFamily<ApiLabels>,
+    request_queue_seconds: HistogramFamily<ApiLabels>,
+    request_processing_seconds: HistogramFamily<ApiLabels>,
+    response_send_seconds: HistogramFamily<ApiLabels>,
     errors: Family<ErrorLabels, Counter>,
     connections_open: Gauge,
     connections_accepted: Counter,
@@ -161,6 +192,8 @@ pub struct Metrics {
     process_open_fds: Gauge,
     process_max_fds: Gauge,
     process_start_time: Gauge,
+    log_dir_free: Gauge,
+    log_dir_size: Gauge,
 }
 
 impl Default for Metrics {
@@ -179,6 +212,9 @@ impl Metrics {
             bad_input_log: RateLimiter::new(BAD_INPUT_LOG_LINES_PER_SECOND, Duration::from_secs(1)),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(request_histogram),
+            request_queue_seconds: Family::new_with_constructor(stage_histogram),
+            request_processing_seconds: Family::new_with_constructor(request_histogram),
+            response_send_seconds: Family::new_with_constructor(stage_histogram),
             errors: Family::default(),
             connections_open: Gauge::default(),
             connections_accepted: Counter::default(),
@@ -209,6 +245,8 @@ impl Metrics {
             process_open_fds: Gauge::default(),
             process_max_fds: Gauge::default(),
             process_start_time: Gauge::default(),
+            log_dir_free: Gauge::default(),
+            log_dir_size: Gauge::default(),
         };
         m.register_all();
         m
@@ -240,9 +278,27 @@ impl Metrics {
         );
         r.register_with_unit(
             "request_duration",
-            "Time from a decoded request header to the encoded response, by API (a Fetch includes its long-poll wait)",
+            "Time from the whole request frame read to the response written to the socket, by API (a Fetch includes its long-poll wait)",
             Unit::Seconds,
             self.request_seconds.clone(),
+        );
+        r.register_with_unit(
+            "request_queue_duration",
+            "Time a request waited between being read and its handler starting, by API",
+            Unit::Seconds,
+            self.request_queue_seconds.clone(),
+        );
+        r.register_with_unit(
+            "request_processing_duration",
+            "Time the handler took from the start to the encoded response, by API (a Fetch includes its long-poll wait; an acks=all Produce its fsync)",
+            Unit::Seconds,
+            self.request_processing_seconds.clone(),
+        );
+        r.register_with_unit(
+            "response_send_duration",
+            "Time to write a response to the socket, by API",
+            Unit::Seconds,
+            self.response_send_seconds.clone(),
         );
         r.register(
             "errors",
@@ -383,6 +439,18 @@ impl Metrics {
             self.process_max_fds.clone(),
         );
         r.register_with_unit(
+            "log_dir_free",
+            "Space available to the broker on the data dir's filesystem",
+            Unit::Bytes,
+            self.log_dir_free.clone(),
+        );
+        r.register_with_unit(
+            "log_dir_size",
+            "Size of the data dir's filesystem",
+            Unit::Bytes,
+            self.log_dir_size.clone(),
+        );
+        r.register_with_unit(
             "process_start_time",
             "When the broker started, in seconds since the Unix epoch",
             Unit::Seconds,
@@ -405,11 +473,12 @@ impl Metrics {
     }
 
     /// One request answered (or failed): counts it by API and version and
-    /// records its duration. Requests whose key or version Strom does not
-    /// support are not counted here (they close the connection and are
-    /// counted under [`connection_error`](Self::connection_error)), which
-    /// keeps the version label bounded.
-    pub fn request_done(&self, header: Option<(i16, i16, i32)>, started: Instant) {
+    /// records how long each stage took. Requests whose key or version
+    /// Strom does not support are not counted here (they close the
+    /// connection and are counted under
+    /// [`connection_error`](Self::connection_error)), which keeps the
+    /// version label bounded.
+    pub fn request_done(&self, header: Option<(i16, i16, i32)>, times: RequestTimes) {
         let Some((raw_key, version, _)) = header else {
             return;
         };
@@ -427,9 +496,28 @@ impl Metrics {
                 version,
             })
             .inc();
-        self.request_seconds
-            .get_or_create(&ApiLabels { api: ApiName(key) })
-            .observe(started.elapsed().as_secs_f64());
+        let labels = ApiLabels { api: ApiName(key) };
+        let seconds = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64();
+        self.request_queue_seconds
+            .get_or_create(&labels)
+            .observe(seconds(times.received, times.dispatched));
+        self.request_processing_seconds
+            .get_or_create(&labels)
+            .observe(seconds(times.dispatched, times.processed));
+        if let Some(sent) = times.sent {
+            self.response_send_seconds
+                .get_or_create(&labels)
+                .observe(seconds(times.processed, sent));
+        }
+        self.request_seconds.get_or_create(&labels).observe(seconds(
+            times.received,
+            times.sent.unwrap_or(times.processed),
+        ));
+    }
+
+    /// Counts every error code in a response about to be sent for `api`.
+    pub fn response_errors(&self, api: ApiKey, response: &kafka_protocol::messages::ResponseKind) {
+        for_each_error_code(response, |code| self.error(api, code));
     }
 
     /// An error code sent back for `api`. Zero (no error) is ignored.
@@ -497,8 +585,7 @@ impl Metrics {
             .inc_by(records.max(0) as u64);
     }
 
-    /// Counts what a Fetch response returns (bytes and records per topic)
-    /// and its partition error codes.
+    /// Counts what a Fetch response returns (bytes and records per topic).
     pub fn fetched(&self, context: &BrokerContext, response: &FetchResponse) {
         for topic in &response.responses {
             let mut name = topic.topic.as_str().to_string();
@@ -509,7 +596,6 @@ impl Metrics {
             }
             let (mut bytes, mut records) = (0u64, 0u64);
             for partition in &topic.partitions {
-                self.error(ApiKey::Fetch, partition.error_code);
                 if let Some(data) = &partition.records {
                     bytes += data.len() as u64;
                     records += strom_log::batch::batches(data)
@@ -542,6 +628,13 @@ impl Metrics {
         self.process_open_fds.set(process.open_fds as i64);
         self.process_max_fds.set(process.max_fds as i64);
         let Some(context) = context else { return };
+        if let Ok(fs) = rustix::fs::statvfs(&context.config.data_dir) {
+            let block = fs.f_frsize.max(1);
+            self.log_dir_free
+                .set(fs.f_bavail.saturating_mul(block).min(i64::MAX as u64) as i64);
+            self.log_dir_size
+                .set(fs.f_blocks.saturating_mul(block).min(i64::MAX as u64) as i64);
+        }
 
         self.log_start_offset.clear();
         self.log_end_offset.clear();
@@ -706,86 +799,28 @@ pub fn close_reason(error: &ConnectionError) -> &'static str {
     }
 }
 
-/// Process statistics from `/proc/self` (zero where unavailable).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct ProcessStats {
-    pub rss_bytes: u64,
-    pub cpu_seconds: f64,
-    pub open_fds: u64,
-    pub max_fds: u64,
-}
-
-impl ProcessStats {
-    pub fn read() -> ProcessStats {
-        let mut stats = ProcessStats::default();
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            stats.rss_bytes = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map_or(0, |kb| kb * 1024);
-        }
-        if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-            stats.cpu_seconds = parse_cpu_seconds(&stat).unwrap_or(0.0);
-        }
-        if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-            // The directory handle being read is one of them.
-            stats.open_fds = entries.count().saturating_sub(1) as u64;
-        }
-        if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
-            stats.max_fds = limits
-                .lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-        }
-        stats
-    }
-}
-
-/// utime + stime (fields 14 and 15 of /proc/self/stat) in seconds. The
-/// kernel reports them in USER_HZ ticks, which is 100 on every Linux
-/// architecture Strom builds for (reading `sysconf(_SC_CLK_TCK)` would need
-/// `unsafe`).
-fn parse_cpu_seconds(stat: &str) -> Option<f64> {
-    // The command name (field 2) may hold spaces and parentheses: skip past
-    // its closing parenthesis, then field 3 is the first.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn cpu_seconds_from_proc_stat() {
-        let stat =
-            "1234 (strom (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0 100 0 0";
-        assert_eq!(parse_cpu_seconds(stat), Some(3.25));
-        assert_eq!(parse_cpu_seconds("garbage"), None);
-    }
-
-    #[test]
-    fn process_stats_on_linux() {
-        let stats = ProcessStats::read();
-        if cfg!(target_os = "linux") {
-            assert!(stats.rss_bytes > 0);
-            assert!(stats.open_fds > 0);
-            assert!(stats.max_fds >= stats.open_fds);
-        }
-    }
-
-    #[test]
     fn names_units_and_labels() {
         let metrics = Metrics::new();
-        metrics.request_done(Some((ApiKey::Produce as i16, 9, 1)), Instant::now());
-        metrics.request_done(Some((ApiKey::Produce as i16, 99, 1)), Instant::now());
-        metrics.request_done(Some((-5, 0, 1)), Instant::now());
+        let now = Instant::now();
+        let times = RequestTimes {
+            received: now,
+            dispatched: now + Duration::from_micros(50),
+            processed: now + Duration::from_millis(3),
+            sent: Some(now + Duration::from_millis(4)),
+        };
+        metrics.request_done(Some((ApiKey::Produce as i16, 9, 1)), times);
+        metrics.request_done(Some((ApiKey::Produce as i16, 99, 1)), times);
+        metrics.request_done(Some((-5, 0, 1)), times);
+        let no_response = RequestTimes {
+            sent: None,
+            ..times
+        };
+        metrics.request_done(Some((ApiKey::Produce as i16, 3, 2)), no_response);
         metrics.error(ApiKey::Fetch, ResponseError::OffsetOutOfRange.code());
         metrics.error(ApiKey::Fetch, 0);
         metrics.produced("orders", 100, 3);
@@ -800,7 +835,18 @@ mod tests {
             !text.contains("version=\"99\""),
             "unsupported versions are not labels"
         );
-        assert!(text.contains("strom_request_duration_seconds_count{api=\"Produce\"} 1"));
+        assert!(text.contains("strom_request_duration_seconds_count{api=\"Produce\"} 2"));
+        assert!(text.contains("strom_request_queue_duration_seconds_count{api=\"Produce\"} 2"));
+        assert!(text.contains("strom_request_processing_duration_seconds_count{api=\"Produce\"} 2"));
+        // The acks=0 request sent nothing: one send sample only.
+        assert!(text.contains("strom_response_send_duration_seconds_count{api=\"Produce\"} 1"));
+        // 4 ms + 3 ms (to `processed` when nothing was sent).
+        let total = text
+            .lines()
+            .find_map(|l| l.strip_prefix("strom_request_duration_seconds_sum{api=\"Produce\"} "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("total duration sum");
+        assert!((total - 0.007).abs() < 1e-9, "{total}");
         assert!(text.contains("strom_errors_total{api=\"Fetch\",error=\"OffsetOutOfRange\"} 1"));
         assert!(text.contains("strom_produce_bytes_total{topic=\"orders\"} 100"));
         assert!(text.contains("strom_produce_records_total{topic=\"orders\"} 3"));
