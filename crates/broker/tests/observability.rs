@@ -9,7 +9,7 @@ use common::*;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Offset;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 use strom_testkit::TestBroker;
 
@@ -145,10 +145,44 @@ fn produce_and_fetch_move_the_counters() {
         .unwrap()
             >= N as f64
     );
+    // Each answered request is timed stage by stage.
+    for stage in [
+        "request_queue_duration",
+        "request_processing_duration",
+        "response_send_duration",
+    ] {
+        let count = sample(
+            &metrics,
+            &format!("strom_{stage}_seconds_count{{api=\"Produce\"}}"),
+        );
+        assert!(
+            count.unwrap_or(0.0) >= N as f64,
+            "{stage}: {count:?}\n{metrics}"
+        );
+    }
+    // The stages add up to the total (same requests, same clock).
+    let sum = |name: &str| {
+        sample(
+            &metrics,
+            &format!("strom_{name}_seconds_sum{{api=\"Produce\"}}"),
+        )
+        .unwrap()
+    };
+    let stages = sum("request_queue_duration")
+        + sum("request_processing_duration")
+        + sum("response_send_duration");
+    let total = sum("request_duration");
+    assert!(
+        (stages - total).abs() <= total * 1e-6 + 1e-9,
+        "stages {stages} vs total {total}"
+    );
     assert!(sample(&metrics, "strom_connections_open").unwrap() >= 1.0);
     assert!(sample(&metrics, "strom_connections_accepted_total").unwrap() >= 2.0);
     assert_eq!(sample(&metrics, "strom_ready"), Some(1.0));
     assert!(sample(&metrics, "strom_process_resident_memory_bytes").unwrap() > 0.0);
+    let free = sample(&metrics, "strom_log_dir_free_bytes").expect("free space reported");
+    let size = sample(&metrics, "strom_log_dir_size_bytes").expect("fs size reported");
+    assert!(free > 0.0 && free <= size, "free {free} of {size}");
 
     let (status, json) = get(admin, "/v1/status");
     assert_eq!(status, 200);
@@ -157,6 +191,160 @@ fn produce_and_fetch_move_the_counters() {
     let top = status["top_topics"].as_array().unwrap();
     assert_eq!(top[0]["topic"], topic.as_str(), "{json}");
     assert_eq!(top[0]["produce_records"], N as u64);
+}
+
+/// A v2 batch of `count` records of `size` bytes each, offsets from 0.
+fn batch(count: usize, size: usize) -> bytes::BytesMut {
+    use kafka_protocol::records::*;
+    let value = bytes::Bytes::from(vec![b'r'; size]);
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(value.clone()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf
+}
+
+#[test]
+fn not_ready_until_a_large_log_is_recovered() {
+    const BATCHES: usize = 3_000;
+    const RECORDS_PER_BATCH: usize = 64;
+    let data = tempfile::tempdir().unwrap();
+    let topic = unique("recovering");
+    {
+        let broker = TestBroker::start_in(data.path());
+        create_topic(&broker.bootstrap(), &topic, 1, &[]);
+        broker.stop();
+    }
+    // Grow the partition's log behind the broker's back, never flushed and
+    // with the clean-shutdown marker gone: the next start must scan and
+    // CRC-check every batch before it may call itself ready.
+    assert!(strom_log::take_clean_shutdown_marker(data.path()).unwrap());
+    {
+        let log = strom_log::PartitionLog::open(
+            &data.path().join(format!("{topic}-0")),
+            strom_log::LogConfig::default(),
+            false,
+        )
+        .unwrap();
+        let batch = batch(RECORDS_PER_BATCH, 512);
+        for _ in 0..BATCHES {
+            log.append(&batch, 1_700_000_000_000).unwrap();
+        }
+    }
+    let admin_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin_addr: SocketAddr = ([127, 0, 0, 1], admin_port).into();
+    let dir = data.path().to_path_buf();
+    let starting = std::thread::spawn(move || {
+        TestBroker::start_in_with(&dir, |c| c.admin_listen = Some(admin_addr.to_string()))
+    });
+    // Poll from the moment the admin listener binds (before recovery starts).
+    let mut answers = Vec::new();
+    let mut first_answer = None;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {answers:?}"
+        );
+        match TcpStream::connect(admin_addr) {
+            Ok(_) => {
+                let (status, _) = get(admin_addr, "/ready");
+                first_answer.get_or_insert_with(std::time::Instant::now);
+                if answers.last() != Some(&status) {
+                    answers.push(status);
+                }
+                if status == 200 {
+                    let not_ready = first_answer.map(|t| t.elapsed());
+                    eprintln!("/ready answered 503 for {not_ready:?} of recovery");
+                    break;
+                }
+                assert_eq!(status, 503, "{answers:?}");
+                assert_eq!(get(admin_addr, "/health").0, 200, "alive while recovering");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    let broker = starting.join().expect("broker started");
+    assert_eq!(answers, vec![503, 200], "503 during recovery, then 200");
+    let (_, metrics) = get(admin_addr, "/metrics");
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("strom_log_end_offset{{topic=\"{topic}\",partition=\"0\"}}")
+        ),
+        Some((BATCHES * RECORDS_PER_BATCH) as f64),
+        "every recovered record is still there"
+    );
+    assert_eq!(sample(&metrics, "strom_ready"), Some(1.0));
+    drop(broker);
+}
+
+#[test]
+fn error_codes_are_counted_for_every_api() {
+    let broker = TestBroker::start();
+    let admin_addr = broker.admin_addr().expect("admin listener on");
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let runtime = rt();
+    let options = rdkafka::admin::AdminOptions::new();
+    // Deleting two topics that do not exist: two per-topic errors.
+    let missing = [unique("missing"), unique("missing")];
+    let results = runtime
+        .block_on(admin.delete_topics(&[&missing[0], &missing[1]], &options))
+        .expect("DeleteTopics answered");
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    // An invalid topic name in CreateTopics.
+    let bad =
+        rdkafka::admin::NewTopic::new("bad name!", 1, rdkafka::admin::TopicReplication::Fixed(1));
+    let results = runtime
+        .block_on(admin.create_topics([&bad], &options))
+        .expect("CreateTopics answered");
+    assert!(results[0].is_err(), "{results:?}");
+
+    let (_, metrics) = get(admin_addr, "/metrics");
+    assert_eq!(
+        sample(
+            &metrics,
+            "strom_errors_total{api=\"DeleteTopics\",error=\"UnknownTopicOrPartition\"}"
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "strom_errors_total{api=\"CreateTopics\",error=\"InvalidTopicException\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
 }
 
 #[test]

@@ -46,12 +46,18 @@ impl TestBroker {
 
     /// A broker on a given data dir (which the caller keeps).
     pub fn start_in(data_dir: &Path) -> TestBroker {
-        let config = BrokerConfig {
+        Self::start_in_with(data_dir, |_| {})
+    }
+
+    /// Like [`start_in`](Self::start_in), letting the test adjust the config first.
+    pub fn start_in_with(data_dir: &Path, adjust: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        let mut config = BrokerConfig {
             data_dir: data_dir.to_path_buf(),
             listen: "127.0.0.1:0".into(),
             admin_listen: Some("127.0.0.1:0".into()),
             ..BrokerConfig::default()
         };
+        adjust(&mut config);
         Self::start_on(config, None)
     }
 
