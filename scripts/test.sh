@@ -265,7 +265,17 @@ start_broker() {
   fi
   local addr=${line#listening on }
   export STROM_BOOTSTRAP="127.0.0.1:${addr##*:}"
-  echo "broker pid $BROKER_PID, $line; STROM_BOOTSTRAP=$STROM_BOOTSTRAP"
+  # The admin listener (/metrics) is announced on the next line.
+  local admin=""
+  for _ in $(seq 50); do
+    admin=$(grep -m1 -E '^admin on http://' "$WORK/broker.out" || true)
+    [ -n "$admin" ] && break
+    sleep 0.1
+  done
+  if [ -n "$admin" ]; then
+    export STROM_ADMIN=${admin#admin on http://}
+  fi
+  echo "broker pid $BROKER_PID, $line; STROM_BOOTSTRAP=$STROM_BOOTSTRAP STROM_ADMIN=${STROM_ADMIN:-none}"
 }
 
 # The broker itself: it must not panic, and SIGTERM must stop it cleanly.
