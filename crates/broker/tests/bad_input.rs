@@ -12,9 +12,6 @@ use kafka_protocol::messages::{
     MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 use std::io::Write;
@@ -52,39 +49,6 @@ fn assert_healthy(broker: &TestBroker) {
     }
     let (low, high) = consumer.fetch_watermarks(TOPIC, 0, TIMEOUT).unwrap();
     assert_eq!((low, high), (0, 5));
-}
-
-fn batch(values: &[&[u8]]) -> BytesMut {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf
 }
 
 fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {

@@ -193,40 +193,6 @@ fn produce_and_fetch_move_the_counters() {
     assert_eq!(top[0]["produce_records"], N as u64);
 }
 
-/// A v2 batch of `count` records of `size` bytes each, offsets from 0.
-fn batch(count: usize, size: usize) -> bytes::BytesMut {
-    use kafka_protocol::records::*;
-    let value = bytes::Bytes::from(vec![b'r'; size]);
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(value.clone()),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf
-}
-
 #[test]
 fn not_ready_until_a_large_log_is_recovered() {
     const BATCHES: usize = 3_000;
@@ -249,7 +215,8 @@ fn not_ready_until_a_large_log_is_recovered() {
             false,
         )
         .unwrap();
-        let batch = batch(RECORDS_PER_BATCH, 512);
+        let value = [b'r'; 512];
+        let batch = batch(&[&value[..]; RECORDS_PER_BATCH]);
         for _ in 0..BATCHES {
             log.append(&batch, 1_700_000_000_000).unwrap();
         }
