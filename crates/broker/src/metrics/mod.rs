@@ -31,6 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod process;
 mod response_errors;
+mod series;
 
 pub use process::ProcessStats;
 pub use response_errors::for_each_error_code;
@@ -155,6 +156,8 @@ pub struct Metrics {
     ready: AtomicBool,
     bad_input_log: RateLimiter,
 
+    api_slots: series::ApiSlots,
+    topic_slots: series::TopicSlots,
     requests: Family<RequestLabels, Counter>,
     request_seconds: HistogramFamily<ApiLabels>,
     request_queue_seconds: HistogramFamily<ApiLabels>,
@@ -210,6 +213,8 @@ impl Metrics {
             start_time: SystemTime::now(),
             ready: AtomicBool::new(false),
             bad_input_log: RateLimiter::new(BAD_INPUT_LOG_LINES_PER_SECOND, Duration::from_secs(1)),
+            api_slots: series::ApiSlots::new(),
+            topic_slots: series::TopicSlots::default(),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(request_histogram),
             request_queue_seconds: Family::new_with_constructor(stage_histogram),
@@ -482,37 +487,65 @@ impl Metrics {
         let Some((raw_key, version, _)) = header else {
             return;
         };
-        let Ok(key) = ApiKey::try_from(raw_key) else {
+        let Some(api) = self.api_slots.get(raw_key, || self.api_series(raw_key)) else {
             return;
         };
-        let supported = crate::handlers::supported_range(key)
-            .is_some_and(|(min, max)| (min..=max).contains(&version));
-        if !supported {
+        let Some(requests) = api.version_counter(version, || {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    api: ApiName(api.key),
+                    version,
+                })
+                .clone()
+        }) else {
             return;
-        }
-        self.requests
-            .get_or_create(&RequestLabels {
-                api: ApiName(key),
-                version,
-            })
-            .inc();
-        let labels = ApiLabels { api: ApiName(key) };
+        };
+        requests.inc();
         let seconds = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64();
-        self.request_queue_seconds
-            .get_or_create(&labels)
-            .observe(seconds(times.received, times.dispatched));
-        self.request_processing_seconds
-            .get_or_create(&labels)
+        api.queue.observe(seconds(times.received, times.dispatched));
+        api.processing
             .observe(seconds(times.dispatched, times.processed));
         if let Some(sent) = times.sent {
-            self.response_send_seconds
-                .get_or_create(&labels)
-                .observe(seconds(times.processed, sent));
+            api.send.observe(seconds(times.processed, sent));
         }
-        self.request_seconds.get_or_create(&labels).observe(seconds(
+        api.total.observe(seconds(
             times.received,
             times.sent.unwrap_or(times.processed),
         ));
+    }
+
+    /// The series of one API Strom serves (`None` for any other key).
+    fn api_series(&self, raw_key: i16) -> Option<series::ApiSeries> {
+        let key = ApiKey::try_from(raw_key).ok()?;
+        let (min, max) = crate::handlers::supported_range(key)?;
+        let labels = ApiLabels { api: ApiName(key) };
+        Some(series::ApiSeries {
+            key,
+            total: self.request_seconds.get_or_create(&labels).clone(),
+            queue: self.request_queue_seconds.get_or_create(&labels).clone(),
+            processing: self
+                .request_processing_seconds
+                .get_or_create(&labels)
+                .clone(),
+            send: self.response_send_seconds.get_or_create(&labels).clone(),
+            min_version: min,
+            versions: (min..=max).map(|_| std::sync::OnceLock::new()).collect(),
+        })
+    }
+
+    fn with_topic_series(&self, topic: &str, update: impl FnOnce(&series::TopicSeries)) {
+        let make = || {
+            let labels = TopicLabels {
+                topic: topic.to_string(),
+            };
+            series::TopicSeries {
+                produce_bytes: self.produce_bytes.get_or_create(&labels).clone(),
+                produce_records: self.produce_records.get_or_create(&labels).clone(),
+                fetch_bytes: self.fetch_bytes.get_or_create(&labels).clone(),
+                fetch_records: self.fetch_records.get_or_create(&labels).clone(),
+            }
+        };
+        self.topic_slots.with(topic, make, update)
     }
 
     /// Counts every error code in a response about to be sent for `api`.
@@ -574,26 +607,15 @@ impl Metrics {
 
     /// One partition of a Produce appended (`records` = 0 for a duplicate).
     pub fn produced(&self, topic: &str, bytes: usize, records: i64) {
-        let labels = TopicLabels {
-            topic: topic.to_string(),
-        };
-        self.produce_bytes
-            .get_or_create(&labels)
-            .inc_by(bytes as u64);
-        self.produce_records
-            .get_or_create(&labels)
-            .inc_by(records.max(0) as u64);
+        self.with_topic_series(topic, |series| {
+            series.produce_bytes.inc_by(bytes as u64);
+            series.produce_records.inc_by(records.max(0) as u64);
+        });
     }
 
     /// Counts what a Fetch response returns (bytes and records per topic).
     pub fn fetched(&self, context: &BrokerContext, response: &FetchResponse) {
         for topic in &response.responses {
-            let mut name = topic.topic.as_str().to_string();
-            if name.is_empty() && !topic.topic_id.is_nil() {
-                if let Some(t) = context.topics.get_by_id(topic.topic_id) {
-                    name = t.name.clone();
-                }
-            }
             let (mut bytes, mut records) = (0u64, 0u64);
             for partition in &topic.partitions {
                 if let Some(data) = &partition.records {
@@ -604,11 +626,22 @@ impl Metrics {
                         .sum::<u64>();
                 }
             }
-            if bytes > 0 {
-                let labels = TopicLabels { topic: name };
-                self.fetch_bytes.get_or_create(&labels).inc_by(bytes);
-                self.fetch_records.get_or_create(&labels).inc_by(records);
+            if bytes == 0 {
+                continue;
             }
+            // From v13 the response names topics by id only.
+            let by_id;
+            let mut name = topic.topic.as_str();
+            if name.is_empty() && !topic.topic_id.is_nil() {
+                if let Some(t) = context.topics.get_by_id(topic.topic_id) {
+                    by_id = t;
+                    name = by_id.name.as_str();
+                }
+            }
+            self.with_topic_series(name, |series| {
+                series.fetch_bytes.inc_by(bytes);
+                series.fetch_records.inc_by(records);
+            });
         }
     }
 
