@@ -316,6 +316,11 @@ else
   TOTAL_FAILED=$((TOTAL_FAILED + 1))
 fi
 
+# The benchmark suite is not a test; a tiny run keeps it working (Strom only,
+# no report; the full suite is scripts/bench/suite.py, see docs/benchmarks.md).
+run_suite bench-smoke single timeout 300 "$VENV/bin/python" scripts/bench/suite.py --smoke \
+  --strom "$STROM_BIN"
+
 if [ "$TOTAL_FAILED" -ne 0 ] && [ -s "$WORK/broker.log" ]; then
   step "broker log (last 60 lines of $WORK/broker.log)"
   tail -n 60 "$WORK/broker.log"
