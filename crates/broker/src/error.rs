@@ -17,6 +17,8 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to acquire the lock on {path}: another broker is using this data dir")]
+    DataDirLocked { path: String },
     #[error("log: {0}")]
     Log(#[from] LogError),
     #[error("metadata store: {0}")]

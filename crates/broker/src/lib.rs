@@ -23,6 +23,7 @@ pub mod admin_http;
 pub mod alloc;
 pub mod config;
 pub mod connection;
+pub mod data_dir_lock;
 pub mod error;
 pub mod groups;
 pub mod handlers;

@@ -92,6 +92,8 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         context: format!("creating {}", data_dir.display()),
         source,
     })?;
+    // Before anything reads or writes the dir (the clean-shutdown marker first).
+    let dir_lock = crate::data_dir_lock::lock(&data_dir)?;
     let fresh = !data_dir.join("meta.properties").exists();
     let clean = strom_log::take_clean_shutdown_marker(&data_dir)? || fresh;
     if !clean {
@@ -157,7 +159,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "broker started"
     );
-    let task = tokio::spawn(run(context.clone(), listener));
+    let task = tokio::spawn(run(context.clone(), listener, dir_lock));
     context.metrics.set_ready(true);
     Ok(RunningBroker {
         local_addr,
@@ -178,7 +180,13 @@ fn parse_host_port(value: &str) -> Result<(String, i32), BrokerError> {
     Ok((host.trim_matches(['[', ']']).to_string(), port as i32))
 }
 
-async fn run(context: Arc<BrokerContext>, listener: TcpListener) -> Result<(), BrokerError> {
+/// Serves until shutdown; `_dir_lock` is released only once everything is
+/// flushed and the clean-shutdown marker written.
+async fn run(
+    context: Arc<BrokerContext>,
+    listener: TcpListener,
+    _dir_lock: crate::data_dir_lock::DataDirLock,
+) -> Result<(), BrokerError> {
     let mut shutdown = context.shutdown.clone();
     let limit = Arc::new(Semaphore::new(context.config.max_connections));
     let mut connections = JoinSet::new();

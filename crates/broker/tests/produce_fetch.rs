@@ -299,3 +299,31 @@ fn log_append_time_and_message_too_large() {
     let (_, high) = consumer.fetch_watermarks(&topic, 0, TIMEOUT).unwrap();
     assert_eq!(high, 1, "the rejected batch was not stored");
 }
+
+#[test]
+fn a_second_broker_on_the_same_data_dir_does_not_start() {
+    let data = tempfile::tempdir().unwrap();
+    let first = TestBroker::start_in(data.path());
+    let config = strom_broker::BrokerConfig {
+        data_dir: data.path().to_path_buf(),
+        listen: "127.0.0.1:0".into(),
+        admin_listen: None,
+        ..strom_broker::BrokerConfig::default()
+    };
+    let second = rt().block_on(strom_broker::start(config.clone()));
+    let err = second.err().expect("the data dir is locked");
+    assert!(
+        matches!(err, strom_broker::BrokerError::DataDirLocked { .. }),
+        "{err}"
+    );
+    // The first one is unharmed and, once stopped, frees the dir.
+    let topic = unique("locked");
+    create_topic(&first.bootstrap(), &topic, 1, &[]);
+    first.stop();
+    let runtime = rt();
+    let third = runtime
+        .block_on(strom_broker::start(config))
+        .expect("free again");
+    assert!(third.context().topics.get(&topic).is_some());
+    runtime.block_on(third.shutdown()).unwrap();
+}
