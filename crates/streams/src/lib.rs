@@ -32,6 +32,7 @@
 pub mod driver;
 pub mod dsl;
 mod error;
+mod http;
 pub mod processor;
 pub mod query;
 mod record;
@@ -53,6 +54,6 @@ pub use error::{Result, SerdeError, StreamsError};
 pub use processor::{KeyValueStore, Processor, ProcessorContext, PunctuationType};
 pub use query::{ReadOnlyKeyValueStore, ReadOnlyWindowStore, WindowEntry};
 pub use record::{Change, RecordMeta, TaskId, Windowed};
-pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};
+pub use runtime::{KafkaStreams, ProcessingGuarantee, State, StreamsConfig, StreamsMetrics};
 pub use serdes::{Serde, SerdeRef, Serdes};
 pub use topology::Topology;

@@ -146,8 +146,6 @@ pub struct Topology {
     pub(crate) stores: Vec<StoreSpec>,
     pub(crate) repartitions: Vec<RepartitionSpec>,
     pub(crate) subtopologies: Vec<SubTopology>,
-    /// Sub-topology of each node.
-    pub(crate) node_subtopology: Vec<usize>,
 }
 
 fn find(parent: &mut [usize], mut x: usize) -> usize {
@@ -224,7 +222,6 @@ impl Topology {
             stores: graph.stores,
             repartitions: graph.repartitions,
             subtopologies,
-            node_subtopology,
         })
     }
 
@@ -251,6 +248,11 @@ impl Topology {
     pub(crate) fn subtopology_of_topic(&self, topic: &str, app_id: &str) -> Option<usize> {
         (0..self.subtopologies.len())
             .find(|s| self.source_topics(*s, app_id).iter().any(|t| t == topic))
+    }
+
+    /// The sub-topology (index into `subtopologies`) of a node.
+    pub(crate) fn subtopology_of_node(&self, node: usize) -> Option<usize> {
+        (0..self.subtopologies.len()).find(|s| self.subtopologies[*s].nodes.contains(&node))
     }
 
     /// Names of the state stores, in the order they were added.

@@ -21,7 +21,7 @@ pub use windowed::{SessionWindowedStream, SlidingWindowedStream, TimeWindowedStr
 use crate::error::{Result, StreamsError};
 use crate::record::Change;
 use crate::serdes::{de, SerdeRef};
-use crate::store::{StoreKind, WindowKey};
+use crate::store::StoreKind;
 use crate::task::{instantiate, ChildList, Fanout, Inst, Node, RawSource, TaskCtx};
 use crate::topology::{Graph, QueryAdapter, SourceSpec, StoreSpec, TopicRef, Topology};
 use parking_lot::Mutex;
