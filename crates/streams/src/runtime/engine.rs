@@ -1,7 +1,9 @@
 //! The stream thread: poll, process, commit; tasks created and closed in
 //! the consumer's rebalance callbacks; stores restored from changelogs.
 
-use super::setup::{client_config, create_internal_topics, process_id, subtopology_partitions};
+use super::setup::{
+    client_config, create_internal_topics, process_id, producer_config, subtopology_partitions,
+};
 use super::{ProcessingGuarantee, Shared, State, StreamsConfig};
 use crate::error::{Result, StreamsError};
 use crate::record::TaskId;
@@ -453,7 +455,7 @@ pub(crate) fn run(topology: Topology, config: StreamsConfig, shared: Arc<Shared>
     let topology = Arc::new(topology);
 
     let exactly_once = config.guarantee == ProcessingGuarantee::ExactlyOnce;
-    let mut producer_config = client_config(&config);
+    let mut producer_config = producer_config(&config);
     producer_config
         .set("partitioner", "murmur2_random")
         .set("linger.ms", "5")

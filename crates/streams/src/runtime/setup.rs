@@ -52,6 +52,30 @@ pub(crate) fn client_config(config: &StreamsConfig) -> ClientConfig {
     c
 }
 
+/// Consumer-only properties, kept from the producer (librdkafka warns).
+const CONSUMER_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.instance.id",
+    "max.poll.interval.ms",
+    "group.protocol",
+    "fetch.min.bytes",
+    "fetch.wait.max.ms",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+];
+
+pub(crate) fn producer_config(config: &StreamsConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap_servers);
+    for (k, v) in &config.client {
+        if !CONSUMER_ONLY.contains(&k.as_str()) {
+            c.set(k, v);
+        }
+    }
+    c
+}
+
 fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Option<i32>> {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -164,7 +188,7 @@ pub(crate) fn create_internal_topics(
     if wanted.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = client_config(config)
+    let admin: AdminClient<DefaultClientContext> = producer_config(config)
         .create()
         .map_err(|e| StreamsError::kafka("admin client", e))?;
     let new_topics: Vec<NewTopic<'_>> = wanted
