@@ -132,6 +132,14 @@ fn two_instances_share_the_work_and_counts_stay_exact() {
         config("group-app", &bootstrap, &dir.path().join("b")),
     );
     b.start().unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "the six tasks shared by both instances",
+        || {
+            let (ta, tb) = (a.local_tasks(), b.local_tasks());
+            !ta.is_empty() && !tb.is_empty() && ta.len() + tb.len() == 6
+        },
+    );
     produce_lines(&bootstrap, "g-lines", 3000..6000);
     wait_until(
         Duration::from_secs(90),

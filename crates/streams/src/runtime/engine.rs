@@ -285,6 +285,7 @@ impl Engine {
     /// Closes every task; a clean close writes each store's checkpoint (the
     /// changelog offset the local store is complete up to).
     pub fn close_all(&mut self, clean: bool) -> Result<()> {
+        self.shared.tasks.lock().clear();
         for (id, task) in std::mem::take(&mut self.tasks) {
             self.shared.registry.unregister_task(id);
             if !clean {
@@ -390,6 +391,7 @@ impl Engine {
             .fetch_add(restored, Ordering::Relaxed);
         tracing::info!(task = %id, restored, took = ?started.elapsed(), "task created");
         self.tasks.insert(id, task);
+        *self.shared.tasks.lock() = self.tasks.keys().copied().collect();
         Ok(())
     }
 

@@ -137,6 +137,8 @@ pub(crate) struct Shared {
     pub shutdown: AtomicBool,
     pub counters: Counters,
     pub error: Mutex<Option<String>>,
+    /// The tasks this instance runs now.
+    pub tasks: Mutex<Vec<crate::TaskId>>,
 }
 
 impl Shared {
@@ -161,6 +163,7 @@ impl KafkaStreams {
             shutdown: AtomicBool::new(false),
             counters: Counters::default(),
             error: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
         });
         for spec in &topology.stores {
             if let Some(adapter) = &spec.query {
@@ -227,6 +230,11 @@ impl KafkaStreams {
             restored_records: c.restored.load(Ordering::Relaxed),
             dropped_records: c.dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// The tasks this instance runs now (empty during a rebalance).
+    pub fn local_tasks(&self) -> Vec<crate::TaskId> {
+        self.shared.tasks.lock().clone()
     }
 
     /// Commits, closes the tasks (checkpointing their stores), leaves the
