@@ -79,13 +79,15 @@ struct Inner {
     wall_clock: i64,
     outputs: HashMap<String, VecDeque<RawRecord>>,
     next_offset: HashMap<String, i64>,
+    /// The sub-topology reading each topic.
+    topic_sub: HashMap<String, usize>,
 }
 
 impl Inner {
     fn pipe(&mut self, record: RawRecord) -> Result<()> {
         let mut queue = VecDeque::from([record]);
         while let Some(r) = queue.pop_front() {
-            let Some(sub) = self.topology.subtopology_of_topic(&r.topic, &self.app_id) else {
+            let Some(sub) = self.topic_sub.get(&r.topic).copied() else {
                 return Err(StreamsError::Topology(format!(
                     "the topology does not read topic {}",
                     r.topic
@@ -179,7 +181,16 @@ impl TopologyTestDriver {
             }
             tasks.insert(sub, task);
         }
+        let topic_sub = (0..topology.subtopologies.len())
+            .flat_map(|s| {
+                topology
+                    .source_topics(s, &app_id)
+                    .into_iter()
+                    .map(move |t| (t, s))
+            })
+            .collect();
         let mut inner = Inner {
+            topic_sub,
             topology,
             app_id,
             tasks,

@@ -7,7 +7,7 @@
 //! - `GET /stores/{store}/all` — every entry of a key-value store
 //!
 //! Keys in the path are parsed by the store's key serde
-//! ([`Serde::from_text`](crate::Serde::from_text)); values are shown with
+//! ([`Serde::parse_text`](crate::Serde::parse_text)); values are shown with
 //! [`Serde::to_json`](crate::Serde::to_json).
 
 use crate::error::{Result, StreamsError};
@@ -30,21 +30,22 @@ fn lookup(
     shared: &Shared,
     store: &str,
     windowed: bool,
-) -> std::result::Result<crate::topology::QueryAdapter, Response> {
-    match shared.registry.adapters.read().get(store) {
-        Some((adapter, is_window)) if *is_window == windowed => Ok(adapter.clone()),
-        Some((_, true)) => Err(error(
+) -> std::result::Result<crate::topology::QueryAdapter, Box<Response>> {
+    let found = shared.registry.adapters.read().get(store).cloned();
+    match found {
+        Some((adapter, is_window)) if is_window == windowed => Ok(adapter),
+        Some((_, true)) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("{store} is a window store: use /windows"),
-        )),
-        Some(_) => Err(error(
+        ))),
+        Some(_) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("{store} is a key-value store"),
-        )),
-        None => Err(error(
+        ))),
+        None => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             format!("no queryable store {store}"),
-        )),
+        ))),
     }
 }
 
@@ -59,9 +60,9 @@ async fn get_key(
 ) -> Response {
     let adapter = match lookup(&shared, &store, false) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    let Some(kb) = (adapter.key_from_text)(&key) else {
+    let Some(kb) = (adapter.key_parse_text)(&key) else {
         return error(
             StatusCode::BAD_REQUEST,
             format!("{key:?} is not a key of {store}"),
@@ -90,7 +91,7 @@ async fn get_key(
 async fn all(State(shared): State<Arc<Shared>>, Path(store): Path<String>) -> Response {
     let adapter = match lookup(&shared, &store, false) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut out = Vec::new();
     for b in shared.registry.backends(&store).unwrap_or_default() {
@@ -115,11 +116,11 @@ async fn windows(
 ) -> Response {
     let adapter = match lookup(&shared, &store, true) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     // Window stores hold Windowed keys; the path names the plain key,
     // parsed by the key serde inside the windowed one.
-    let Some(windowed) = (adapter.key_from_text)(&key) else {
+    let Some(windowed) = (adapter.key_parse_text)(&key) else {
         return error(
             StatusCode::BAD_REQUEST,
             format!("{key:?} is not a key of {store}"),

@@ -12,10 +12,12 @@ use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+type TaskBackends = BTreeMap<TaskId, Arc<dyn Backend>>;
+
 /// The stores of the running tasks, by store name.
 #[derive(Default)]
 pub(crate) struct StoreRegistry {
-    stores: RwLock<BTreeMap<String, BTreeMap<TaskId, Arc<dyn Backend>>>>,
+    stores: RwLock<BTreeMap<String, TaskBackends>>,
     pub adapters: RwLock<BTreeMap<String, (QueryAdapter, bool)>>,
 }
 

@@ -37,7 +37,7 @@ impl fmt::Display for TaskId {
 /// Where the record being processed came from.
 #[derive(Debug, Clone, Default)]
 pub struct RecordMeta {
-    pub topic: String,
+    pub topic: std::sync::Arc<str>,
     pub partition: i32,
     pub offset: i64,
     /// Event time: the record's timestamp (or what the extractor returned).

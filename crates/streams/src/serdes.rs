@@ -32,7 +32,7 @@ pub trait Serde<T>: Send + Sync + 'static {
         }
     }
     /// Parses a key given as text (a URL path segment of the HTTP endpoint).
-    fn from_text(&self, text: &str) -> Option<T> {
+    fn parse_text(&self, text: &str) -> Option<T> {
         self.deserialize(text.as_bytes()).ok()
     }
 }
@@ -139,7 +139,7 @@ impl Serde<i64> for I64Serde {
     fn to_json(&self, value: &i64) -> Json {
         Json::from(*value)
     }
-    fn from_text(&self, text: &str) -> Option<i64> {
+    fn parse_text(&self, text: &str) -> Option<i64> {
         text.parse().ok()
     }
 }
@@ -155,7 +155,7 @@ impl Serde<f64> for F64Serde {
     fn to_json(&self, value: &f64) -> Json {
         Json::from(*value)
     }
-    fn from_text(&self, text: &str) -> Option<f64> {
+    fn parse_text(&self, text: &str) -> Option<f64> {
         text.parse().ok()
     }
 }
@@ -193,7 +193,7 @@ where
     fn to_json(&self, value: &T) -> Json {
         serde_json::to_value(value).unwrap_or(Json::Null)
     }
-    fn from_text(&self, text: &str) -> Option<T> {
+    fn parse_text(&self, text: &str) -> Option<T> {
         serde_json::from_str(text)
             .ok()
             .or_else(|| serde_json::from_value(Json::String(text.to_string())).ok())
@@ -223,8 +223,8 @@ impl<T: 'static> Serde<Option<T>> for OptionSerde<T> {
     fn to_json(&self, value: &Option<T>) -> Json {
         value.as_ref().map_or(Json::Null, |v| self.0.to_json(v))
     }
-    fn from_text(&self, text: &str) -> Option<Option<T>> {
-        self.0.from_text(text).map(Some)
+    fn parse_text(&self, text: &str) -> Option<Option<T>> {
+        self.0.parse_text(text).map(Some)
     }
 }
 

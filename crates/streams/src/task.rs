@@ -114,8 +114,10 @@ pub(crate) struct Task {
     pub ctx: TaskCtx,
     /// By resolved source topic name.
     pub sources: HashMap<String, Box<dyn RawSource>>,
-    /// Next offset to commit, by (topic, partition).
-    pub consumed: HashMap<(String, i32), i64>,
+    /// Next offset to commit, by topic and partition.
+    pub consumed: HashMap<Arc<str>, HashMap<i32, i64>>,
+    /// Source topic names, shared by every record's metadata.
+    topic_names: HashMap<String, Arc<str>>,
 }
 
 impl Task {
@@ -167,11 +169,16 @@ impl Task {
                 sources.insert(topic, (spec.factory)(&mut inst)?);
             }
         }
+        let topic_names = sources
+            .keys()
+            .map(|t: &String| (t.clone(), Arc::from(t.as_str())))
+            .collect();
         Ok(Task {
             id,
             ctx,
             sources,
             consumed: HashMap::new(),
+            topic_names,
         })
     }
 
@@ -187,15 +194,18 @@ impl Task {
         let source = self.sources.get_mut(topic).ok_or_else(|| {
             StreamsError::Topology(format!("task {} does not read topic {topic}", self.id))
         })?;
+        let name = self.topic_names[topic].clone();
         self.ctx.record = RecordMeta {
-            topic: topic.to_string(),
+            topic: name.clone(),
             partition,
             offset,
             timestamp,
         };
         source.process(&mut self.ctx, key, value)?;
         self.consumed
-            .insert((topic.to_string(), partition), offset + 1);
+            .entry(name)
+            .or_default()
+            .insert(partition, offset + 1);
         self.punctuate(PunctuationType::StreamTime, self.ctx.stream_time)
     }
 

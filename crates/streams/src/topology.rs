@@ -44,12 +44,15 @@ pub(crate) struct SourceSpec {
     pub factory: SourceFactory,
 }
 
+type ParseFn = Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+type RenderFn = Arc<dyn Fn(&[u8]) -> Json + Send + Sync>;
+
 /// How the interactive-query HTTP endpoint reads a store's bytes.
 #[derive(Clone)]
 pub(crate) struct QueryAdapter {
-    pub key_from_text: Arc<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>,
-    pub key_to_json: Arc<dyn Fn(&[u8]) -> Json + Send + Sync>,
-    pub value_to_json: Arc<dyn Fn(&[u8]) -> Json + Send + Sync>,
+    pub key_parse_text: ParseFn,
+    pub key_to_json: RenderFn,
+    pub value_to_json: RenderFn,
 }
 
 impl QueryAdapter {
@@ -59,8 +62,8 @@ impl QueryAdapter {
     ) -> QueryAdapter {
         let k1 = key.clone();
         QueryAdapter {
-            key_from_text: Arc::new(move |text| {
-                let k = k1.from_text(text)?;
+            key_parse_text: Arc::new(move |text| {
+                let k = k1.parse_text(text)?;
                 k1.serialize(&k).ok()
             }),
             key_to_json: Arc::new(move |bytes| match key.deserialize(bytes) {

@@ -228,9 +228,11 @@ impl Engine {
     fn offsets(&self) -> Result<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
         for task in self.tasks.values() {
-            for ((topic, partition), offset) in &task.consumed {
-                tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                    .map_err(|e| StreamsError::kafka("offsets", e))?;
+            for (topic, partitions) in &task.consumed {
+                for (partition, offset) in partitions {
+                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                        .map_err(|e| StreamsError::kafka("offsets", e))?;
+                }
             }
         }
         Ok(tpl)

@@ -146,7 +146,9 @@ pub(crate) fn create_internal_topics(
     partitions: &[i32],
 ) -> Result<()> {
     let app = &config.application_id;
-    let mut wanted: Vec<(String, i32, Vec<(String, String)>)> = Vec::new();
+    // (topic, partitions, configs)
+    type Wanted = (String, i32, Vec<(String, String)>);
+    let mut wanted: Vec<Wanted> = Vec::new();
     for r in &topology.repartitions {
         let topic = TopicRef::Internal(r.suffix.clone()).resolve(app);
         let reader = topology
