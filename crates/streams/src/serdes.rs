@@ -253,6 +253,14 @@ impl<K: 'static> Serde<Windowed<K>> for WindowedSerde<K> {
     fn to_json(&self, value: &Windowed<K>) -> Json {
         serde_json::json!({"key": self.0.to_json(&value.key), "start": value.start, "end": value.end})
     }
+    /// The plain key (window 0..0): window-store queries name the key only.
+    fn parse_text(&self, text: &str) -> Option<Windowed<K>> {
+        self.0.parse_text(text).map(|key| Windowed {
+            key,
+            start: 0,
+            end: 0,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -319,3 +319,92 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+#[test]
+fn window_store_queries_by_key_and_time_range() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "q-events", 2, &[]);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "q-events",
+            Consumed::with(Serdes::string(), Serdes::string()),
+        )
+        .group_by_key(Grouped::with(Serdes::string(), Serdes::string()))
+        .windowed_by(TimeWindows::of_size_and_grace(
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        ))
+        .count_with(Materialized::named("per-minute"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(
+        builder.build().unwrap(),
+        config("window-query-app", &bootstrap, dir.path()),
+    );
+    app.start().unwrap();
+    let http = app.serve_queries("127.0.0.1:0").unwrap();
+    let minute = 60_000i64;
+    let t0 = 1_700_000_040_000i64 / minute * minute; // a minute boundary
+    let p = producer(&bootstrap);
+    for (key, ts) in [
+        ("m1", t0 + 1_000),
+        ("m1", t0 + 2_000),
+        ("m1", t0 + minute + 5),
+        ("m2", t0 + 3),
+    ] {
+        let record = rdkafka::producer::BaseRecord::to("q-events")
+            .key(key)
+            .payload("x")
+            .timestamp(ts);
+        p.send(record).map_err(|(e, _)| e).unwrap();
+    }
+    flush(&p);
+    let fetch = |key: &str, from: i64, to: i64| {
+        app.window_store("per-minute", Serdes::string(), Serdes::i64())
+            .and_then(|s| s.fetch(&key.to_string(), from, to))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| (w.start - t0, w.value))
+            .collect::<Vec<_>>()
+    };
+    wait_until(Duration::from_secs(60), "the windows counted", || {
+        fetch("m1", 0, i64::MAX).len() == 2 && !fetch("m2", 0, i64::MAX).is_empty()
+    });
+    assert_eq!(fetch("m1", 0, i64::MAX), vec![(0, 2), (minute, 1)]);
+    assert_eq!(
+        fetch("m1", t0 + 1, i64::MAX),
+        vec![(minute, 1)],
+        "the time range selects by window start"
+    );
+    assert_eq!(fetch("m2", 0, i64::MAX), vec![(0, 1)]);
+    let body = http_get(
+        http,
+        &format!(
+            "/stores/per-minute/keys/m1/windows?from={}&to={}",
+            t0,
+            t0 + minute
+        ),
+    );
+    assert!(body.contains("200 OK"), "{body}");
+    let json: serde_json::Value =
+        serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(json["windows"][0]["value"], 2, "{json}");
+    assert_eq!(json["windows"][1]["start"], t0 + minute, "{json}");
+    assert_eq!(json["windows"][1]["end"], t0 + 2 * minute, "{json}");
+    let body = http_get(
+        http,
+        &format!("/stores/per-minute/keys/m1/windows?from={}", t0 + 1),
+    );
+    assert!(
+        body.contains(r#""value":1"#) && !body.contains(r#""value":2"#),
+        "{body}"
+    );
+    assert!(
+        http_get(http, "/stores/per-minute/keys/m1").contains("400"),
+        "a window store needs /windows"
+    );
+    assert!(http_get(http, "/stores/per-minute/keys/m1/windows?from=5&to=1").contains("400"));
+    assert!(http_get(http, "/stores").contains("per-minute"));
+    app.close().unwrap();
+}
