@@ -408,3 +408,56 @@ fn window_store_queries_by_key_and_time_range() {
     assert!(http_get(http, "/stores").contains("per-minute"));
     app.close().unwrap();
 }
+
+#[test]
+fn joining_topics_that_are_not_co_partitioned_is_an_error() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "cp-table", 2, &[]);
+    create_topic(&bootstrap, "cp-stream", 3, &[]);
+    let builder = StreamsBuilder::new();
+    let table = builder.table(
+        "cp-table",
+        Consumed::with(Serdes::string(), Serdes::string()),
+        Materialized::default(),
+    );
+    builder
+        .stream(
+            "cp-stream",
+            Consumed::with(Serdes::string(), Serdes::string()),
+        )
+        .join_table(&table, |a, b| format!("{a}{b}"))
+        .to("cp-out", Produced::with(Serdes::string(), Serdes::string()));
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = KafkaStreams::new(
+        builder.build().unwrap(),
+        config("cp-app", &bootstrap, dir.path()),
+    );
+    app.start().unwrap();
+    wait_until(Duration::from_secs(30), "the stream thread to stop", || {
+        app.state() == State::Error
+    });
+    let error = app.error().unwrap();
+    assert!(error.contains("not co-partitioned"), "{error}");
+    // A missing source topic is an error too.
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            "no-such-topic",
+            Consumed::with(Serdes::string(), Serdes::string()),
+        )
+        .to("x", Produced::with(Serdes::string(), Serdes::string()));
+    let mut app = KafkaStreams::new(
+        builder.build().unwrap(),
+        config("missing-app", &bootstrap, dir.path()),
+    );
+    app.start().unwrap();
+    wait_until(Duration::from_secs(30), "the stream thread to stop", || {
+        app.state() == State::Error
+    });
+    assert!(
+        app.error().unwrap().contains("no-such-topic"),
+        "{:?}",
+        app.error()
+    );
+}

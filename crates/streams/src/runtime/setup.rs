@@ -130,6 +130,24 @@ pub(crate) fn subtopology_partitions(
             }
         }
     }
+    // Joins need co-partitioned inputs: the same key in the same partition
+    // number of every topic the join reads (Kafka Streams' rule).
+    for (s, sub) in topology.subtopologies.iter().enumerate() {
+        let joins = sub
+            .nodes
+            .iter()
+            .any(|n| topology.nodes[*n].name.contains("JOIN"));
+        let topics = topology.source_topics(s, app);
+        let sizes: std::collections::BTreeSet<i32> = topics
+            .iter()
+            .filter_map(|t| known.get(t).copied())
+            .collect();
+        if joins && sizes.len() > 1 {
+            return Err(StreamsError::Topology(format!(
+                "topics {topics:?} are joined but not co-partitioned (partition counts {sizes:?})"
+            )));
+        }
+    }
     counts
         .into_iter()
         .enumerate()
