@@ -524,3 +524,138 @@ fn stores_are_rebuilt_from_their_changelogs() {
         .written_topics()
         .contains(&s("test-driver-counts-changelog")));
 }
+
+#[test]
+fn a_derived_table_can_be_materialized_and_joined() {
+    let b = StreamsBuilder::new();
+    let prices = b.table(
+        "prices",
+        Consumed::with(Serdes::string(), Serdes::i64()),
+        Materialized::default(),
+    );
+    let cheap = prices.filter(|_, p| *p < 100).materialize(
+        Serdes::string(),
+        Materialized::named("cheap").value_serde(Serdes::i64()),
+    );
+    b.stream("orders", Consumed::with(Serdes::string(), Serdes::i64()))
+        .join_table(&cheap, |qty, price| qty * price)
+        .to("totals", Produced::with(Serdes::string(), Serdes::i64()));
+    let d = TopologyTestDriver::new(b.build().unwrap()).unwrap();
+    let p = d.input_topic("prices", Serdes::string(), Serdes::i64());
+    let o = d.input_topic("orders", Serdes::string(), Serdes::i64());
+    p.pipe_input(s("pen"), 2).unwrap();
+    p.pipe_input(s("car"), 20_000).unwrap();
+    o.pipe_input(s("pen"), 3).unwrap();
+    o.pipe_input(s("car"), 1).unwrap(); // not cheap: no join
+    p.pipe_input(s("pen"), 500).unwrap(); // no longer cheap: deleted from `cheap`
+    o.pipe_input(s("pen"), 1).unwrap();
+    assert_eq!(
+        d.output_topic("totals", Serdes::string(), Serdes::i64())
+            .read_values_to_vec(),
+        vec![6]
+    );
+    let cheap = d
+        .key_value_store("cheap", Serdes::string(), Serdes::i64())
+        .unwrap();
+    assert_eq!(cheap.all().unwrap(), vec![]);
+}
+
+#[test]
+fn windowed_and_session_aggregates_with_a_merger() {
+    let b = StreamsBuilder::new();
+    let g = grouped(&b);
+    g.windowed_by(TimeWindows::of_size_with_no_grace(ms(10)))
+        .aggregate(
+            || 100,
+            |_, v, a| a + v,
+            Materialized::with_value_serde(Serdes::i64()),
+        )
+        .to_stream()
+        .to(
+            "sums",
+            Produced::with(
+                Serdes::windowed(Serdes::string()),
+                Serdes::option(Serdes::i64()),
+            ),
+        );
+    // The merger sees both sessions' aggregates: max-of-sums would differ
+    // from sum-of-sums, so the merged value shows which one ran.
+    g.windowed_by_session(SessionWindows::with_inactivity_gap_and_grace(
+        ms(5),
+        ms(100),
+    ))
+    .aggregate(
+        || 0,
+        |_, v, a| a + v,
+        |_, a, b| a.max(b) * 1000,
+        Materialized::with_value_serde(Serdes::i64()),
+    )
+    .to_stream()
+    .to(
+        "sessions",
+        Produced::with(
+            Serdes::windowed(Serdes::string()),
+            Serdes::option(Serdes::i64()),
+        ),
+    );
+    let (d, i) = driver(b);
+    i.pipe_all([
+        (s("k"), 1, 0),
+        (s("k"), 2, 20),
+        (s("k"), 4, 12),
+        (s("k"), 8, 16),
+    ])
+    .unwrap();
+    let sums: Vec<(i64, Option<i64>)> = d
+        .output_topic(
+            "sums",
+            Serdes::windowed(Serdes::string()),
+            Serdes::option(Serdes::i64()),
+        )
+        .read_key_values_to_vec()
+        .into_iter()
+        .map(|(w, v)| (w.start, v))
+        .collect();
+    // [0,10): 100+1; [20,30): 100+2; 12 and 16 fall in [10,20), closed once
+    // stream time reached 20 (no grace): dropped.
+    assert_eq!(sums, vec![(0, Some(101)), (20, Some(102))]);
+    let sessions: Vec<(i64, i64, Option<i64>)> = d
+        .output_topic(
+            "sessions",
+            Serdes::windowed(Serdes::string()),
+            Serdes::option(Serdes::i64()),
+        )
+        .read_key_values_to_vec()
+        .into_iter()
+        .map(|(w, v)| (w.start, w.end, v))
+        .collect();
+    assert_eq!(
+        sessions,
+        vec![
+            (0, 0, Some(1)),
+            (20, 20, Some(2)),
+            (12, 12, Some(4)),
+            // 16 bridges [12,12] and [20,20]: merged with the merger, then 8 added.
+            (12, 12, None),
+            (20, 20, None),
+            (12, 20, Some(4 * 1000 + 8)),
+        ]
+    );
+}
+
+#[test]
+fn a_store_without_logging_writes_no_changelog() {
+    let b = StreamsBuilder::new();
+    grouped(&b)
+        .count_with(Materialized::named("quiet").without_logging())
+        .to("out", Produced::with(Serdes::string(), Serdes::i64()));
+    let d = TopologyTestDriver::with_config(b.build().unwrap(), "app", 0).unwrap();
+    d.input_topic("in", Serdes::string(), Serdes::i64())
+        .pipe_input(s("a"), 1)
+        .unwrap();
+    assert_eq!(d.written_topics(), vec![s("out")]);
+    let store = d
+        .key_value_store("quiet", Serdes::string(), Serdes::i64())
+        .unwrap();
+    assert_eq!(store.get(&s("a")).unwrap(), Some(1));
+}

@@ -25,6 +25,18 @@ pub struct KGroupedStream<K, V> {
     pub(crate) repartition: bool,
 }
 
+impl<K, V> Clone for KGroupedStream<K, V> {
+    fn clone(&self) -> Self {
+        KGroupedStream {
+            stream: self.stream.clone(),
+            key: self.key.clone(),
+            value: self.value.clone(),
+            name: self.name.clone(),
+            repartition: self.repartition,
+        }
+    }
+}
+
 impl<K: Data, V: Data> KGroupedStream<K, V> {
     /// The stream to aggregate: through `<name or store>-repartition` if
     /// the key changed.
@@ -165,15 +177,15 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
     }
 
     /// Tumbling or hopping windows.
-    pub fn windowed_by(self, windows: TimeWindows) -> TimeWindowedStream<K, V> {
-        TimeWindowedStream::new(self, windows)
+    pub fn windowed_by(&self, windows: TimeWindows) -> TimeWindowedStream<K, V> {
+        TimeWindowedStream::new(self.clone(), windows)
     }
 
-    pub fn windowed_by_sliding(self, windows: SlidingWindows) -> SlidingWindowedStream<K, V> {
-        SlidingWindowedStream::new(self, windows)
+    pub fn windowed_by_sliding(&self, windows: SlidingWindows) -> SlidingWindowedStream<K, V> {
+        SlidingWindowedStream::new(self.clone(), windows)
     }
 
-    pub fn windowed_by_session(self, windows: SessionWindows) -> SessionWindowedStream<K, V> {
-        SessionWindowedStream::new(self, windows)
+    pub fn windowed_by_session(&self, windows: SessionWindows) -> SessionWindowedStream<K, V> {
+        SessionWindowedStream::new(self.clone(), windows)
     }
 }
