@@ -461,3 +461,38 @@ fn joining_topics_that_are_not_co_partitioned_is_an_error() {
         app.error()
     );
 }
+
+#[test]
+fn at_least_once_counts_exactly_when_nothing_fails() {
+    let broker = broker();
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "a-lines", 3, &[]);
+    create_topic(&bootstrap, "a-counts", 3, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let alos = |d: &str| {
+        config("alos-app", &bootstrap, &dir.path().join(d))
+            .guarantee(ProcessingGuarantee::AtLeastOnce)
+            .commit_interval(Duration::from_millis(200))
+    };
+    produce_lines(&bootstrap, "a-lines", 0..2000);
+    let mut first = KafkaStreams::new(word_count("a-lines", "a-counts"), alos("a"));
+    first.start().unwrap();
+    wait_until(Duration::from_secs(60), "2000 lines counted", || {
+        counts(&first) == expected_counts(0..2000)
+    });
+    // A clean close commits (flush, then offsets); the next instance goes on
+    // from the committed offsets with the state from the changelog.
+    first.close().unwrap();
+    produce_lines(&bootstrap, "a-lines", 2000..3000);
+    let mut second = KafkaStreams::new(word_count("a-lines", "a-counts"), alos("b"));
+    second.start().unwrap();
+    wait_until(Duration::from_secs(60), "3000 lines counted", || {
+        counts(&second) == expected_counts(0..3000)
+    });
+    wait_until(Duration::from_secs(10), "a commit (every 200 ms)", || second.metrics().commits > 0);
+    second.close().unwrap();
+    let mut log = CountLog::default();
+    // read_committed reads everything: at-least-once writes no transactions.
+    log.poll(&reader(&bootstrap, "a-counts", 3), Duration::from_secs(3));
+    assert_eq!(log.exactly(&expected_counts(0..3000)), Vec::<String>::new());
+}
