@@ -489,7 +489,9 @@ fn at_least_once_counts_exactly_when_nothing_fails() {
     wait_until(Duration::from_secs(60), "3000 lines counted", || {
         counts(&second) == expected_counts(0..3000)
     });
-    wait_until(Duration::from_secs(10), "a commit (every 200 ms)", || second.metrics().commits > 0);
+    wait_until(Duration::from_secs(10), "a commit (every 200 ms)", || {
+        second.metrics().commits > 0
+    });
     second.close().unwrap();
     let mut log = CountLog::default();
     // read_committed reads everything: at-least-once writes no transactions.
