@@ -460,14 +460,20 @@ pub(crate) fn run(topology: Topology, config: StreamsConfig, shared: Arc<Shared>
 
     let exactly_once = config.guarantee == ProcessingGuarantee::ExactlyOnce;
     let mut producer_config = producer_config(&config);
-    producer_config
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true");
+    // Defaults the application may override with `StreamsConfig::set`
+    // (Kafka Streams sets transaction.timeout.ms to 10 s under EOS).
+    let mut defaults = vec![("partitioner", "murmur2_random"), ("linger.ms", "5")];
     if exactly_once {
-        producer_config
-            .set("transactional.id", format!("{app_id}-{process_id}-1"))
-            .set("transaction.timeout.ms", "10000");
+        defaults.push(("transaction.timeout.ms", "10000"));
+    }
+    for (key, value) in defaults {
+        if !config.client.contains_key(key) {
+            producer_config.set(key, value);
+        }
+    }
+    producer_config.set("enable.idempotence", "true");
+    if exactly_once {
+        producer_config.set("transactional.id", format!("{app_id}-{process_id}-1"));
     }
     let producer: Arc<StreamsProducer> = Arc::new(
         producer_config
