@@ -30,6 +30,18 @@ pub(crate) struct FlushState {
     pub in_flight: bool,
 }
 
+/// Why a sync round failed, and whether an fsync did (see `flush_up_to`).
+struct SyncFailure {
+    error: LogError,
+    fsync: bool,
+}
+
+impl SyncFailure {
+    fn fsync(error: LogError) -> SyncFailure {
+        SyncFailure { error, fsync: true }
+    }
+}
+
 /// Work for one segment in a sync round.
 struct SyncJob {
     files: Arc<SegmentFiles>,
@@ -64,10 +76,17 @@ impl PartitionLog {
             flush.in_flight = false;
             match result {
                 Ok(durable) => flush.durable = flush.durable.max(durable),
-                Err(e) => {
-                    self.go_offline(e.to_string());
+                Err(SyncFailure { error, fsync }) => {
+                    if fsync {
+                        // After a failed fsync the kernel may have dropped
+                        // the dirty pages and cleared the error: what is on
+                        // disk is unknown, and a retried fsync could succeed
+                        // without writing them. Only a reopen (which cuts
+                        // back to the durable offset) may write again.
+                        self.go_offline(error.to_string());
+                    }
                     self.flush_done.notify_all();
-                    return Err(e);
+                    return Err(error);
                 }
             }
             self.flush_done.notify_all();
@@ -96,7 +115,7 @@ impl PartitionLog {
     }
 
     /// One sync round; returns the offset it made durable.
-    fn sync_round(&self, durable_before: i64) -> Result<i64, LogError> {
+    fn sync_round(&self, durable_before: i64) -> Result<i64, SyncFailure> {
         let (target, jobs) = {
             let state = self.state.read();
             let jobs: Vec<SyncJob> = state
@@ -127,17 +146,21 @@ impl PartitionLog {
             self.dir_dirty.store(true, Ordering::Release);
         }
         result?;
-        self.maybe_checkpoint_recovery_point(target)?;
+        // The data is durable; an older recovery point only means a longer
+        // rescan after a crash, so a failure to move it (a full disk) must
+        // not fail the flush.
+        if let Err(e) = self.maybe_checkpoint_recovery_point(target) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "could not write the recovery point");
+        }
         Ok(target)
     }
 
-    fn run_sync_jobs(&self, jobs: &[SyncJob], dir_dirty: bool) -> Result<(), LogError> {
+    fn run_sync_jobs(&self, jobs: &[SyncJob], dir_dirty: bool) -> Result<(), SyncFailure> {
         for job in jobs {
             let started = std::time::Instant::now();
-            job.files
-                .log
-                .sync()
-                .map_err(|e| LogError::io("fsyncing", &job.files.log_path, e))?;
+            job.files.log.sync().map_err(|e| {
+                SyncFailure::fsync(LogError::io("fsyncing", &job.files.log_path, e))
+            })?;
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
             if let Some(observer) = self.fsync_observer.lock().as_ref() {
                 observer(started.elapsed());
@@ -147,17 +170,22 @@ impl PartitionLog {
                     (&job.files.index_path, offset_index),
                     (&job.files.time_index_path, time_index),
                 ] {
+                    // Index files can be rebuilt: a failure here leaves the
+                    // segment not durably sealed, and the next round retries.
                     crate::storage::overwrite(&*self.storage, path, bytes)
                         .and_then(|file| file.sync())
-                        .map_err(|e| LogError::io("writing and fsyncing", path, e))?;
+                        .map_err(|e| SyncFailure {
+                            error: LogError::io("writing and fsyncing", path, e),
+                            fsync: false,
+                        })?;
                 }
                 job.files.durable_sealed.store(true, Ordering::Release);
             }
         }
         if dir_dirty {
-            self.storage
-                .sync_dir(&self.dir)
-                .map_err(|e| LogError::io("fsyncing directory", &self.dir, e))?;
+            self.storage.sync_dir(&self.dir).map_err(|e| {
+                SyncFailure::fsync(LogError::io("fsyncing directory", &self.dir, e))
+            })?;
         }
         Ok(())
     }

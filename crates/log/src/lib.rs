@@ -90,6 +90,7 @@ mod records;
 mod recovery;
 mod retention;
 mod segment;
+pub mod sim;
 pub mod storage;
 mod swap;
 

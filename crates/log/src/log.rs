@@ -692,6 +692,12 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Why the log refuses writes, if a storage failure took it offline
+    /// (see [`PartitionLog::reopen`]). Reads go on meanwhile.
+    pub fn offline_reason(&self) -> Option<String> {
+        self.offline.lock().clone()
+    }
+
     pub(crate) fn check_online(&self) -> Result<(), LogError> {
         match &*self.offline.lock() {
             None => Ok(()),

@@ -77,11 +77,51 @@ impl PartitionLog {
         clean_shutdown: bool,
         storage: Arc<dyn Storage>,
     ) -> Result<PartitionLog, LogError> {
+        Self::open_inner(dir, config, clean_shutdown, storage, None)
+    }
+
+    /// After a storage failure took this log offline (see
+    /// [`PartitionLog::offline_reason`]): opens it afresh from its files,
+    /// first cutting everything past the durable offset (after a failed
+    /// fsync nothing says what of it reached the disk, and a retried fsync
+    /// may succeed without writing it), then recovering as after a crash.
+    /// The returned log replaces this one, which stays offline; appends and
+    /// flushes wait meanwhile. Fails while the storage still fails.
+    pub fn reopen(&self) -> Result<PartitionLog, LogError> {
+        let _cleaner = self.cleaner.lock();
+        let _writers = self.state.upgradable_read();
+        let durable = self.durable_offset();
+        let log = Self::open_inner(
+            &self.dir,
+            self.config(),
+            false,
+            Arc::clone(&self.storage),
+            Some(durable),
+        )?;
+        log.set_fsync_observer(self.fsync_observer.lock().clone());
+        tracing::warn!(
+            dir = %self.dir.display(),
+            durable_offset = durable,
+            log_end_offset_before = self.log_end_offset(),
+            log_end_offset = log.log_end_offset(),
+            "reopened log after a storage failure"
+        );
+        Ok(log)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        storage: Arc<dyn Storage>,
+        truncate_at: Option<i64>,
+    ) -> Result<PartitionLog, LogError> {
         let loader = Loader {
             storage: &*storage,
             dir,
             config: &config,
             clean: clean_shutdown,
+            truncate_at,
             report: RecoveryReport::default(),
             repaired: false,
             dir_changed: false,
@@ -125,6 +165,8 @@ struct Loader<'a> {
     dir: &'a Path,
     config: &'a LogConfig,
     clean: bool,
+    /// Cut the log at this offset (a batch boundary), after loading.
+    truncate_at: Option<i64>,
     report: RecoveryReport,
     repaired: bool,
     dir_changed: bool,
@@ -206,6 +248,9 @@ impl Loader<'_> {
             }
             i += 1;
         }
+        if let Some(limit) = self.truncate_at {
+            self.cut_at(&mut segments, limit)?;
+        }
 
         let mut state = LogState {
             log_start_offset: 0,
@@ -217,6 +262,14 @@ impl Loader<'_> {
         self.finish_segments(&mut state)?;
         state.producers = crate::producer_state::rebuild(self.storage, self.dir, &state)?;
         self.persist(&state)?;
+        if !self.clean || self.repaired {
+            // A snapshot taken beyond the recovered end describes batches
+            // that are gone; once new appends pass its offset, the next
+            // recovery would take it for the truth and forget the batches
+            // in between (an idempotent producer's re-send would then be
+            // appended twice). Replace it, durably, before any append.
+            crate::producer_state::write_snapshot(self.storage, self.dir, &state)?;
+        }
 
         let checkpointed_segment_base = if !self.clean || self.repaired {
             let base = state.active().base_offset;
@@ -464,6 +517,29 @@ impl Loader<'_> {
         self.report.truncated_bytes += cut;
         self.repaired = true;
         self.drop_segments_from(segments, i + 1, reason)
+    }
+
+    /// Cuts the log before the first batch ending at or past `limit`.
+    fn cut_at(&mut self, segments: &mut Vec<Segment>, limit: i64) -> Result<(), LogError> {
+        let reason = format!("past the durable offset {limit} after a storage failure");
+        let keep = segments.partition_point(|s| s.base_offset < limit).max(1);
+        self.drop_segments_from(segments, keep, &reason)?;
+        let last = segments.len() - 1;
+        if segments[last].next_offset <= limit {
+            return Ok(());
+        }
+        let mut cut = None;
+        let segment = &segments[last];
+        let outcome = segment.scan(0, segment.base_offset, OffsetOrder::Increasing, |h, p| {
+            if cut.is_none() && h.last_offset() >= limit {
+                cut = Some(p);
+            }
+        })?;
+        let position = cut.unwrap_or(outcome.valid_end);
+        self.truncate(segments, last, position, &reason)?;
+        let invalid = self.full_scan(&mut segments[last], OffsetOrder::Increasing)?;
+        debug_assert!(invalid.is_none());
+        Ok(())
     }
 
     /// Deletes segment `i` and every later one.

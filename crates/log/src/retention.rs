@@ -17,6 +17,7 @@ impl PartitionLog {
     /// persists the new log start offset. Returns the log start offset, which
     /// never moves backwards.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_online()?;
         let state = self.state.upgradable_read();
         if offset < 0 || offset > state.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -40,6 +41,7 @@ impl PartitionLog {
     /// segment itself has to go and is not empty, it is rolled first, as
     /// Kafka does. Returns the number of segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        self.check_online()?;
         let config = self.config();
         let state = self.state.upgradable_read();
         let segments = &state.segments;

@@ -10,11 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::crash::CrashStorage;
 use common::*;
 use kafka_protocol::records::Compression;
 use rand::{Rng, SeedableRng};
 use strom_log::batch;
+use strom_log::sim::SimStorage;
 use strom_log::storage::Storage;
 use strom_log::{CleanupPolicy, LogConfig, PartitionLog};
 
@@ -31,9 +31,8 @@ fn config() -> LogConfig {
 
 fn run(seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().join("topic-0");
-    let storage = CrashStorage::new(seed);
+    let dir = std::path::PathBuf::from("/data/topic-0");
+    let storage = SimStorage::new(seed);
     let log = PartitionLog::open_with_storage(
         &dir,
         config(),
@@ -79,9 +78,8 @@ fn run(seed: u64) {
     let end_before_crash = log.log_end_offset();
     drop(log);
 
-    let crashed = scratch.path().join("crashed");
-    storage.crash_into(&dir, &crashed);
-    let log = PartitionLog::open(&crashed, config(), false)
+    let crashed = storage.power_loss();
+    let log = PartitionLog::open_with_storage(&dir, config(), false, crashed.clone())
         .unwrap_or_else(|e| panic!("seed {seed}: reopening failed: {e}"));
     let (start, end) = (log.log_start_offset(), log.log_end_offset());
     assert!(
@@ -115,9 +113,9 @@ fn run(seed: u64) {
         eprintln!("expected {:?}", show(&expected));
         eprintln!("segments {:?}", log.segment_base_offsets());
         eprintln!("report {:?}", log.recovery_report());
-        for e in std::fs::read_dir(&crashed).unwrap() {
-            let e = e.unwrap();
-            eprintln!("  {:?} {}", e.file_name(), e.metadata().unwrap().len());
+        for name in crashed.list(&dir).unwrap() {
+            let len = crashed.read_file(&dir.join(&name)).unwrap().unwrap().len();
+            eprintln!("  {name} {len}");
         }
         eprintln!("ops {ops:?}");
     }
@@ -172,9 +170,8 @@ fn rows(log: &PartitionLog) -> Rows {
 
 fn run_compacted(seed: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let scratch = tempfile::tempdir().unwrap();
-    let dir = scratch.path().join("topic-0");
-    let storage = CrashStorage::new(seed);
+    let dir = std::path::PathBuf::from("/data/topic-0");
+    let storage = SimStorage::new(seed);
     let log = PartitionLog::open_with_storage(
         &dir,
         compacted_config(),
@@ -226,9 +223,8 @@ fn run_compacted(seed: u64) {
     let end_before_crash = log.log_end_offset();
     drop(log);
 
-    let crashed = scratch.path().join("crashed");
-    storage.crash_into(&dir, &crashed);
-    let log = PartitionLog::open(&crashed, compacted_config(), false)
+    let crashed = storage.power_loss();
+    let log = PartitionLog::open_with_storage(&dir, compacted_config(), false, crashed)
         .unwrap_or_else(|e| panic!("seed {seed}: reopening failed: {e}"));
     let end = log.log_end_offset();
     assert!(
@@ -275,7 +271,7 @@ fn the_newest_values_of_a_compacted_log_survive_a_power_loss() {
 }
 
 /// A log of many segments with many updates per key, closed (all durable).
-fn build_for_swap(dir: &std::path::Path, storage: &Arc<CrashStorage>) -> PartitionLog {
+fn build_for_swap(dir: &std::path::Path, storage: &Arc<SimStorage>) -> PartitionLog {
     let config = LogConfig {
         delete_retention_ms: 60_000,
         ..compacted_config()
@@ -310,9 +306,8 @@ fn a_crash_at_any_step_of_a_segment_swap_recovers_the_old_or_the_new_log() {
         ..compacted_config()
     };
     let (old, new) = {
-        let scratch = tempfile::tempdir().unwrap();
-        let storage = CrashStorage::new(0);
-        let log = build_for_swap(&scratch.path().join("t-0"), &storage);
+        let storage = SimStorage::new(0);
+        let log = build_for_swap(std::path::Path::new("/data/t-0"), &storage);
         let old = rows(&log);
         assert!(log.compact(now).unwrap().cleaned());
         (old, rows(&log))
@@ -320,9 +315,8 @@ fn a_crash_at_any_step_of_a_segment_swap_recovers_the_old_or_the_new_log() {
     assert_ne!(old, new);
     let (mut saw_old, mut saw_new) = (0, 0);
     for changes in 0.. {
-        let scratch = tempfile::tempdir().unwrap();
-        let dir = scratch.path().join("t-0");
-        let storage = CrashStorage::new(changes);
+        let dir = std::path::PathBuf::from("/data/t-0");
+        let storage = SimStorage::new(changes);
         let log = build_for_swap(&dir, &storage);
         storage.crash_after(changes);
         let result = log.compact(now);
@@ -332,9 +326,8 @@ fn a_crash_at_any_step_of_a_segment_swap_recovers_the_old_or_the_new_log() {
             "after {changes} changes: {result:?}"
         );
         drop(log);
-        let crashed = scratch.path().join("crashed");
-        storage.crash_into(&dir, &crashed);
-        let log = PartitionLog::open(&crashed, config.clone(), false)
+        let crashed = storage.power_loss();
+        let log = PartitionLog::open_with_storage(&dir, config.clone(), false, crashed.clone())
             .unwrap_or_else(|e| panic!("after {changes} changes: reopening failed: {e}"));
         let got = rows(&log);
         if got == old {
@@ -344,8 +337,7 @@ fn a_crash_at_any_step_of_a_segment_swap_recovers_the_old_or_the_new_log() {
         } else {
             panic!("after {changes} changes: neither the old nor the new log: {got:?}");
         }
-        for name in std::fs::read_dir(&crashed).unwrap() {
-            let name = name.unwrap().file_name().into_string().unwrap();
+        for name in crashed.list(&dir).unwrap() {
             assert!(
                 !name.ends_with(".cleaned") && !name.contains("swap"),
                 "after {changes} changes: {name} left over"

@@ -1,9 +1,8 @@
 //! Shared helpers for the integration tests: batches built with
 //! kafka-protocol's encoder, a linear scan of the segment files on disk, and
-//! storage wrappers (no-op or slow fsyncs, counting).
+//! storage wrappers (no-op or slow fsyncs, counting). The crash-simulating
+//! storage is `strom_log::sim::SimStorage`.
 #![allow(dead_code)]
-
-pub mod crash;
 
 use std::io;
 use std::path::{Path, PathBuf};
