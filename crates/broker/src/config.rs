@@ -31,6 +31,27 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `max.connections`: further connections are refused until one closes.
     pub max_connections: usize,
+    /// `max.connections.per.ip`: connections from one address beyond this
+    /// are closed as soon as they are accepted (Kafka's semantics).
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: `host:count,host:count`.
+    pub max_connections_per_ip_overrides: BTreeMap<std::net::IpAddr, usize>,
+    /// `connections.max.idle.ms`: a connection is closed when no whole
+    /// request arrives for this long (partial frames do not count).
+    pub connections_max_idle: Duration,
+    /// `queued.max.request.bytes`: bytes of requests read but not yet
+    /// answered, broker-wide; when they are used up, connections stop
+    /// reading their sockets (backpressure). `None` (-1): no limit.
+    pub queued_max_request_bytes: Option<usize>,
+    /// `fetch.max.bytes`: the most a Fetch response carries, whatever the
+    /// request asks (beyond the first batch, which is always returned).
+    pub fetch_max_bytes: usize,
+    /// `log.offline.retry.ms` (Strom's): how often a partition that a
+    /// storage failure took offline is reopened.
+    pub log_offline_retry: Duration,
+    /// The storage backend of partition logs; `None` is the real file
+    /// system. Tests inject faults here; not a config setting.
+    pub partition_storage: Option<std::sync::Arc<dyn strom_log::Storage>>,
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
     /// `log.retention.check.interval.ms`.
@@ -68,6 +89,13 @@ impl Default for BrokerConfig {
             node_id: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: usize::MAX,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle: Duration::from_millis(600_000),
+            queued_max_request_bytes: Some(DEFAULT_QUEUED_MAX_REQUEST_BYTES),
+            fetch_max_bytes: 55 * 1024 * 1024,
+            log_offline_retry: Duration::from_millis(5_000),
+            partition_storage: None,
             auto_create_topics_enable: true,
             num_partitions: 1,
             retention_check_interval: Duration::from_millis(300_000),
@@ -82,6 +110,36 @@ impl Default for BrokerConfig {
             log_filter: None,
         }
     }
+}
+
+/// `queued.max.request.bytes` unless told otherwise: one request of the
+/// largest size (`socket.request.max.bytes`) fits. Kafka's default is -1
+/// (unbounded, with `queued.max.requests` = 500 requests instead).
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
+
+/// Parses `max.connections.per.ip.overrides`: `host:count,host:count`.
+pub fn parse_connection_overrides(
+    value: &str,
+) -> Result<BTreeMap<std::net::IpAddr, usize>, BrokerError> {
+    let mut out = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.rsplit_once(':').and_then(|(host, count)| {
+            let host = host.trim_matches(['[', ']']);
+            let ip = if host == "localhost" {
+                std::net::IpAddr::from([127, 0, 0, 1])
+            } else {
+                host.parse().ok()?
+            };
+            Some((ip, count.parse().ok()?))
+        });
+        let (ip, count) = parsed.ok_or_else(|| {
+            BrokerError::Config(format!(
+                "max.connections.per.ip.overrides: `{entry}` is not IP:COUNT"
+            ))
+        })?;
+        out.insert(ip, count);
+    }
+    Ok(out)
 }
 
 /// Where the admin HTTP listener binds unless told otherwise.
@@ -186,6 +244,7 @@ impl BrokerConfig {
     /// Builds a config from flat properties (keys already normalised to dots).
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<BrokerConfig, BrokerError> {
         let mut config = BrokerConfig::default();
+        let mut queued_set = false;
         for (key, value) in props {
             let bad = |what: &str| BrokerError::Config(format!("`{key}`: {what}, got `{value}`"));
             match key.as_str() {
@@ -203,6 +262,49 @@ impl BrokerConfig {
                 }
                 "max.connections" => {
                     config.max_connections = value.parse().map_err(|_| bad("expected a count"))?
+                }
+                "max.connections.per.ip" => {
+                    config.max_connections_per_ip =
+                        value.parse().map_err(|_| bad("expected a count"))?
+                }
+                "max.connections.per.ip.overrides" => {
+                    config.max_connections_per_ip_overrides = parse_connection_overrides(&value)?
+                }
+                "connections.max.idle.ms" => {
+                    config.connections_max_idle = Duration::from_millis(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|ms: &u64| *ms > 0)
+                            .ok_or_else(|| bad("expected positive milliseconds"))?,
+                    )
+                }
+                "queued.max.request.bytes" => {
+                    let bytes: i64 = value
+                        .parse()
+                        .map_err(|_| bad("expected a byte count or -1"))?;
+                    queued_set = true;
+                    config.queued_max_request_bytes = match bytes {
+                        -1 => None,
+                        n if n > 0 => Some(n as usize),
+                        _ => return Err(bad("expected a positive byte count or -1")),
+                    }
+                }
+                "fetch.max.bytes" => {
+                    config.fetch_max_bytes = value
+                        .parse()
+                        .ok()
+                        .filter(|n: &usize| *n > 0)
+                        .ok_or_else(|| bad("expected a positive byte count"))?
+                }
+                "log.offline.retry.ms" => {
+                    config.log_offline_retry = Duration::from_millis(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|ms: &u64| *ms > 0)
+                            .ok_or_else(|| bad("expected positive milliseconds"))?,
+                    )
                 }
                 "auto.create.topics.enable" => {
                     config.auto_create_topics_enable =
@@ -300,7 +402,28 @@ impl BrokerConfig {
                 other => return Err(BrokerError::UnknownConfig(other.to_string())),
             }
         }
+        if !queued_set {
+            config.queued_max_request_bytes =
+                Some(DEFAULT_QUEUED_MAX_REQUEST_BYTES.max(config.socket_request_max_bytes));
+        }
+        if let Some(queued) = config.queued_max_request_bytes {
+            // As Kafka requires: the largest request must fit the pool.
+            if queued < config.socket_request_max_bytes {
+                return Err(BrokerError::Config(format!(
+                    "queued.max.request.bytes ({queued}) must be at least socket.request.max.bytes ({})",
+                    config.socket_request_max_bytes
+                )));
+            }
+        }
         Ok(config)
+    }
+
+    /// `max.connections.per.ip`, or its override for `ip`.
+    pub fn max_connections_for(&self, ip: std::net::IpAddr) -> usize {
+        self.max_connections_per_ip_overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.max_connections_per_ip)
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, BrokerError> {
@@ -346,6 +469,43 @@ mod tests {
         assert_eq!(config.flush, FlushPolicy::Always);
         assert_eq!(config.log_defaults.get("log.retention.ms").unwrap(), "1000");
         assert_eq!(config.admin_listen.as_deref(), Some(DEFAULT_ADMIN_LISTEN));
+    }
+
+    #[test]
+    fn connection_and_memory_limits() {
+        let props = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_properties(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let config = props(&[
+            ("max.connections.per.ip", "5"),
+            ("max.connections.per.ip.overrides", "127.0.0.2:50, [::1]:7"),
+            ("connections.max.idle.ms", "2000"),
+            ("queued.max.request.bytes", "209715200"),
+            ("fetch.max.bytes", "1048576"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_connections_for([127, 0, 0, 1].into()), 5);
+        assert_eq!(config.max_connections_for([127, 0, 0, 2].into()), 50);
+        assert_eq!(config.max_connections_for("::1".parse().unwrap()), 7);
+        assert_eq!(config.connections_max_idle, Duration::from_secs(2));
+        assert_eq!(config.queued_max_request_bytes, Some(200 << 20));
+        assert_eq!(config.fetch_max_bytes, 1 << 20);
+        assert_eq!(
+            props(&[("queued.max.request.bytes", "-1")])
+                .unwrap()
+                .queued_max_request_bytes,
+            None
+        );
+        // The pool follows a larger socket.request.max.bytes unless set.
+        let big = props(&[("socket.request.max.bytes", "209715200")]).unwrap();
+        assert_eq!(big.queued_max_request_bytes, Some(200 << 20));
+        assert!(props(&[("queued.max.request.bytes", "1000")]).is_err());
+        assert!(props(&[("max.connections.per.ip.overrides", "nohost")]).is_err());
     }
 
     #[test]

@@ -1,5 +1,14 @@
 //! One client connection: length-prefixed frames in, responses out, one
 //! request at a time in arrival order (as Kafka processes a connection).
+//!
+//! Memory: a frame's bytes are taken from the broker-wide request memory
+//! pool (`queued.max.request.bytes`) before its body is read, and given back
+//! once it is answered. While the pool is empty the connection stops reading
+//! its socket, so overload turns into TCP backpressure, not into memory. The
+//! read buffer grows with the bytes that actually arrive, never by a size a
+//! client merely claims. A request must arrive whole within
+//! `connections.max.idle.ms` of the previous answer (or of connecting), which
+//! also bounds slow partial frames (slowloris).
 
 use crate::handlers;
 use crate::metrics::RequestTimes;
@@ -10,6 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{timeout_at, Duration};
 
 /// Why a connection is closed rather than answered.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +29,9 @@ pub enum ConnectionError {
     FrameTooLarge { size: i64, max: usize },
     #[error("negative frame size {0}")]
     NegativeFrameSize(i32),
+    /// No whole request arrived within `connections.max.idle.ms`.
+    #[error("no complete request within connections.max.idle.ms ({0:?})")]
+    Idle(std::time::Duration),
     #[error("malformed request: {0}")]
     Malformed(String),
     #[error("unknown API key {0}")]
@@ -32,13 +46,33 @@ pub enum ConnectionError {
     Io(#[from] std::io::Error),
 }
 
+/// Bytes read per step while a frame's body arrives.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A frame read whole, holding its share of the request memory pool until
+/// it is dropped (after the request was answered).
+pub struct Frame {
+    pub bytes: BytesMut,
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
 /// Reads one frame. `Ok(None)` is a clean end of stream between frames.
-async fn read_frame(
+/// `memory` is the request memory pool (`queued.max.request.bytes`); the
+/// frame's size is taken from it before the body is read. The whole frame
+/// must arrive within `idle`, not counting the wait for memory.
+pub async fn read_frame(
     stream: &mut (impl AsyncReadExt + Unpin),
     buf: &mut BytesMut,
     max: usize,
-) -> Result<Option<BytesMut>, ConnectionError> {
-    let size = match stream.read_i32().await {
+    memory: Option<&Arc<Semaphore>>,
+    idle: Duration,
+) -> Result<Option<Frame>, ConnectionError> {
+    let mut deadline = tokio::time::Instant::now() + idle;
+    let timed_out = |_| ConnectionError::Idle(idle);
+    let size = match timeout_at(deadline, stream.read_i32())
+        .await
+        .map_err(timed_out)?
+    {
         Ok(size) => size,
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -53,13 +87,26 @@ async fn read_frame(
         });
     }
     let size = size as usize;
+    let waiting = tokio::time::Instant::now();
+    let permit = match memory {
+        // `size` fits u32: it is a non-negative i32.
+        Some(pool) if size > 0 => Some(
+            Arc::clone(pool)
+                .acquire_many_owned(size as u32)
+                .await
+                .map_err(|_| ConnectionError::Malformed("request memory pool closed".into()))?,
+        ),
+        _ => None,
+    };
+    deadline += waiting.elapsed();
     buf.clear();
-    buf.reserve(size);
     while buf.len() < size {
-        let n = (&mut *stream)
-            .take((size - buf.len()) as u64)
-            .read_buf(buf)
-            .await?;
+        let want = (size - buf.len()).min(READ_CHUNK);
+        buf.reserve(want);
+        let mut limited = (&mut *stream).take(want as u64);
+        let n = timeout_at(deadline, limited.read_buf(buf))
+            .await
+            .map_err(timed_out)??;
         if n == 0 {
             return Err(ConnectionError::Malformed(format!(
                 "connection closed {} bytes into a {size}-byte frame",
@@ -67,7 +114,12 @@ async fn read_frame(
             )));
         }
     }
-    Ok(Some(buf.split_to(size)))
+    let bytes = buf.split_to(size);
+    if buf.capacity() > READ_CHUNK {
+        // Give a big frame's buffer back instead of keeping it per connection.
+        *buf = BytesMut::new();
+    }
+    Ok(Some(Frame { bytes, permit }))
 }
 
 pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketAddr) {
@@ -75,17 +127,20 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
     let (mut reader, writer) = stream.into_split();
     let mut writer = BufWriter::new(writer);
     let mut shutdown = context.shutdown.clone();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::new();
     let max = context.config.socket_request_max_bytes;
+    let idle = context.config.connections_max_idle;
+    let memory = context.request_memory.as_ref();
     tracing::debug!(%peer, "connection opened");
     let _open = context.metrics.connection_opened();
     loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, &mut buf, max) => frame,
+            frame = read_frame(&mut reader, &mut buf, max, memory, idle) => frame,
             _ = shutdown.changed() => break,
         };
-        let frame = match frame {
-            Ok(Some(frame)) => frame.freeze(),
+        // `_permit` gives the frame's memory back once it is answered.
+        let (frame, _permit) = match frame {
+            Ok(Some(Frame { bytes, permit })) => (bytes.freeze(), permit),
             Ok(None) => break,
             Err(ConnectionError::Io(e)) => {
                 tracing::debug!(%peer, error = %e, "connection error");

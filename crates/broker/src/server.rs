@@ -27,6 +27,8 @@ pub struct BrokerContext {
     pub appended: Notify,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The request memory pool (`queued.max.request.bytes`), in bytes.
+    pub request_memory: Option<Arc<Semaphore>>,
 }
 
 /// A running broker. Dropping it does not stop it; call [`shutdown`](Self::shutdown).
@@ -106,10 +108,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     let offsets_partitions = config.offsets_topic_partitions;
     let txn_config = config.transactions.clone();
     let txn_partitions = config.transaction_topic_partitions;
+    let storage = config
+        .partition_storage
+        .clone()
+        .unwrap_or_else(|| Arc::new(strom_log::StdStorage));
     let (topics, groups, txns) = {
         let data_dir = data_dir.clone();
         tokio::task::spawn_blocking(move || -> Result<_, BrokerError> {
-            let topics = TopicManager::open(&data_dir, node_id, defaults, clean)?;
+            let topics = TopicManager::open(&data_dir, node_id, defaults, clean, storage)?;
             let groups =
                 crate::groups::GroupService::load(&topics, group_config, offsets_partitions)
                     .map_err(|e| BrokerError::Metadata(format!("loading consumer groups: {e}")))?;
@@ -137,7 +143,11 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         None => (local_addr.ip().to_string(), local_addr.port() as i32),
     };
 
+    let request_memory = config
+        .queued_max_request_bytes
+        .map(|bytes| Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))));
     let context = Arc::new(BrokerContext {
+        request_memory,
         config,
         topics,
         groups,
@@ -188,9 +198,12 @@ async fn run(
     _dir_lock: crate::data_dir_lock::DataDirLock,
 ) -> Result<(), BrokerError> {
     let mut shutdown = context.shutdown.clone();
+    let mut refusals = Refusals::default();
     let limit = Arc::new(Semaphore::new(context.config.max_connections));
+    let per_ip = Arc::new(PerIpConnections::default());
     let mut connections = JoinSet::new();
     let background = [
+        tokio::spawn(offline_partitions(context.clone())),
         tokio::spawn(flusher(context.clone())),
         tokio::spawn(retention(context.clone())),
         tokio::spawn(cleaner(context.clone())),
@@ -208,14 +221,20 @@ async fn run(
                     }
                 };
                 let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, max = context.config.max_connections, "connection refused: too many connections");
-                    context.metrics.connection_refused();
+                    refusals.note(&context, peer, "max.connections", context.config.max_connections);
+                    drop(stream);
+                    continue;
+                };
+                let ip_max = context.config.max_connections_for(peer.ip());
+                let Some(ip_slot) = PerIpConnections::acquire(&per_ip, peer.ip(), ip_max) else {
+                    refusals.note(&context, peer, "max.connections.per.ip", ip_max);
                     drop(stream);
                     continue;
                 };
                 let context = context.clone();
                 connections.spawn(async move {
                     connection::serve(context, stream, peer).await;
+                    drop(ip_slot);
                     drop(permit);
                 });
             }
@@ -250,6 +269,82 @@ async fn run(
     .map_err(|e| BrokerError::Metadata(format!("closing logs: {e}")))??;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Open connections per client address, for `max.connections.per.ip`.
+#[derive(Default)]
+struct PerIpConnections(parking_lot::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection's place in [`PerIpConnections`], given back on drop.
+struct IpSlot(Arc<PerIpConnections>, std::net::IpAddr);
+
+impl PerIpConnections {
+    fn acquire(this: &Arc<Self>, ip: std::net::IpAddr, max: usize) -> Option<IpSlot> {
+        let mut open = this.0.lock();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot(Arc::clone(this), ip))
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = (self.0).0.lock();
+        if let Some(count) = open.get_mut(&self.1) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Refused connections: counted, and logged at most once a second (a flood
+/// must not flood the log).
+#[derive(Default)]
+struct Refusals {
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Refusals {
+    fn note(&mut self, context: &BrokerContext, peer: SocketAddr, limit: &str, max: usize) {
+        context.metrics.connection_refused();
+        self.unlogged += 1;
+        if self
+            .last_log
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1))
+        {
+            tracing::warn!(%peer, limit, max, refused = self.unlogged, "connection refused: too many connections");
+            self.last_log = Some(Instant::now());
+            self.unlogged = 0;
+        }
+    }
+}
+
+/// Reopens partitions that a storage failure took offline (a failed fsync,
+/// a write that could not be undone), every `log.offline.retry.ms`, so that
+/// writes resume once the disk works again. Reads go on meanwhile; see
+/// [`strom_log::PartitionLog::reopen`].
+async fn offline_partitions(context: Arc<BrokerContext>) {
+    let mut tick = tokio::time::interval(context.config.log_offline_retry);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ctx = context.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for partition in ctx.topics.all_partitions() {
+                if let Err(e) = partition.reopen_if_offline() {
+                    tracing::warn!(topic = %partition.topic, partition = partition.index, error = %e, "partition still offline");
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// Flushes logs whose policy is an interval once it has passed.

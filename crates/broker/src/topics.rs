@@ -65,6 +65,31 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// Reopens the log if a storage failure took it offline; readers and
+    /// writers wait meanwhile. `Ok(true)` if it was reopened.
+    pub fn reopen_if_offline(&self) -> Result<bool, strom_log::LogError> {
+        if self
+            .log
+            .read()
+            .as_ref()
+            .is_none_or(|log| log.offline_reason().is_none())
+        {
+            return Ok(false);
+        }
+        let mut guard = self.log.write();
+        let Some(log) = guard.as_ref() else {
+            return Ok(false);
+        };
+        if log.offline_reason().is_none() {
+            return Ok(false);
+        }
+        *guard = Some(log.reopen()?);
+        tracing::info!(topic = %self.topic, partition = self.index, "partition back online");
+        Ok(true)
+    }
+}
+
 pub struct LogGuard<'a>(RwLockReadGuard<'a, Option<PartitionLog>>);
 
 impl std::ops::Deref for LogGuard<'_> {
@@ -123,6 +148,8 @@ pub struct TopicManager {
     producer_ids: Mutex<(i64, i64)>,
     /// Given to every partition log, present and future (fsync timing).
     fsync_observer: Mutex<Option<strom_log::FsyncObserver>>,
+    /// Where partition logs live (the real file system but in fault tests).
+    storage: Arc<dyn strom_log::Storage>,
 }
 
 /// Producer ids are taken from the metadata log in blocks of this many.
@@ -135,6 +162,7 @@ impl TopicManager {
         node_id: i32,
         defaults: BrokerDefaults,
         clean_shutdown: bool,
+        storage: Arc<dyn strom_log::Storage>,
     ) -> Result<TopicManager, BrokerError> {
         let (store, image) = MetadataStore::open(data_dir, clean_shutdown)?;
         let MetadataImage {
@@ -158,7 +186,12 @@ impl TopicManager {
             let mut partitions = Vec::new();
             for index in 0..record.partitions {
                 let dir = data_dir.join(format!("{}-{index}", record.name));
-                let log = PartitionLog::open(&dir, log_config.clone(), clean_shutdown)?;
+                let log = PartitionLog::open_with_storage(
+                    &dir,
+                    log_config.clone(),
+                    clean_shutdown,
+                    Arc::clone(&storage),
+                )?;
                 if let Some(report) = log.recovery_report() {
                     if report.truncated_bytes > 0 {
                         tracing::warn!(
@@ -195,6 +228,7 @@ impl TopicManager {
             // Nothing left: the first allocation takes a new block.
             producer_ids: Mutex::new((next_producer_id_block, next_producer_id_block)),
             fsync_observer: Mutex::new(None),
+            storage,
         })
     }
 
@@ -331,10 +365,11 @@ impl TopicManager {
     ) -> Result<Arc<Partition>, ApiError> {
         let dir = self.data_dir.join(format!("{topic}-{index}"));
         // A leftover of a deleted topic of the same name must not come back.
-        if dir.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
+        if self.storage.exists(&dir).unwrap_or(false) {
+            let _ = self.storage.remove_dir_all(&dir);
         }
-        let log = PartitionLog::open(&dir, config, true).map_err(ApiError::from)?;
+        let log = PartitionLog::open_with_storage(&dir, config, true, Arc::clone(&self.storage))
+            .map_err(ApiError::from)?;
         log.set_fsync_observer(self.fsync_observer.lock().clone());
         Ok(Arc::new(Partition {
             topic: topic.to_string(),
@@ -602,7 +637,14 @@ mod tests {
     fn topics_survive_restart_and_deletion_sticks() {
         let dir = tempfile::tempdir().unwrap();
         let defaults = BrokerDefaults::default();
-        let manager = TopicManager::open(dir.path(), 1, defaults.clone(), true).unwrap();
+        let manager = TopicManager::open(
+            dir.path(),
+            1,
+            defaults.clone(),
+            true,
+            Arc::new(strom_log::StdStorage),
+        )
+        .unwrap();
         let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
         let created = manager
             .create_topic("t1", 3, configs.clone(), false)
@@ -622,7 +664,14 @@ mod tests {
         manager.close().unwrap();
         drop(manager);
 
-        let manager = TopicManager::open(dir.path(), 1, defaults, false).unwrap();
+        let manager = TopicManager::open(
+            dir.path(),
+            1,
+            defaults,
+            false,
+            Arc::new(strom_log::StdStorage),
+        )
+        .unwrap();
         let t1 = manager.get("t1").unwrap();
         assert_eq!(t1.id, created.id);
         assert_eq!(t1.partitions.len(), 4);
@@ -635,13 +684,27 @@ mod tests {
     #[test]
     fn producer_ids_are_never_reused_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let manager = TopicManager::open(dir.path(), 1, BrokerDefaults::default(), true).unwrap();
+        let manager = TopicManager::open(
+            dir.path(),
+            1,
+            BrokerDefaults::default(),
+            true,
+            Arc::new(strom_log::StdStorage),
+        )
+        .unwrap();
         let first: Vec<i64> = (0..3)
             .map(|_| manager.allocate_producer_id().unwrap())
             .collect();
         assert_eq!(first, vec![0, 1, 2]);
         drop(manager);
-        let manager = TopicManager::open(dir.path(), 1, BrokerDefaults::default(), false).unwrap();
+        let manager = TopicManager::open(
+            dir.path(),
+            1,
+            BrokerDefaults::default(),
+            false,
+            Arc::new(strom_log::StdStorage),
+        )
+        .unwrap();
         let next = manager.allocate_producer_id().unwrap();
         assert_eq!(next, PRODUCER_ID_BLOCK, "a restart starts a fresh block");
     }

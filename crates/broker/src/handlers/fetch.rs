@@ -48,7 +48,8 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
                 .collect(),
         })
         .collect();
-    let max_bytes = request.max_bytes.max(0) as usize;
+    // The broker's `fetch.max.bytes` caps what a request may ask for.
+    let max_bytes = (request.max_bytes.max(0) as usize).min(b.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut shutdown = b.shutdown.clone();

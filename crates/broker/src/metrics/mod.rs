@@ -824,6 +824,7 @@ pub fn close_reason(error: &ConnectionError) -> &'static str {
     match error {
         ConnectionError::FrameTooLarge { .. } => "frame_too_large",
         ConnectionError::NegativeFrameSize(_) => "negative_frame_size",
+        ConnectionError::Idle(_) => "idle",
         ConnectionError::Malformed(_) => "malformed",
         ConnectionError::UnknownApiKey(_) => "unknown_api_key",
         ConnectionError::UnsupportedVersion { .. } => "unsupported_version",

@@ -24,6 +24,36 @@ impl Wire {
         }
     }
 
+    /// Wraps a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Wire {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Wire {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    /// True if the broker has closed the connection already (no waiting).
+    pub fn closed_now(&mut self) -> bool {
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(10)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let closed = match self.stream.read(&mut byte) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        closed
+    }
+
     /// Encodes header + body for `Req` at `version`, without the size prefix.
     pub fn encode<Req: Request>(&mut self, version: i16, body: &Req) -> BytesMut {
         self.correlation_id += 1;
