@@ -25,6 +25,7 @@ pub mod config;
 pub mod connection;
 pub mod data_dir_lock;
 pub mod error;
+pub mod fuzzing;
 pub mod groups;
 pub mod handlers;
 pub mod internal_log;

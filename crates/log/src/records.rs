@@ -1,6 +1,10 @@
-//! Record-level access to a stored v2 batch, for the cleaner: decompress the
+//! Record-level access to a v2 batch: for the cleaner, decompress the
 //! records section, find each record's offset, timestamp, key and whether it
-//! has a value, and rebuild the batch with a subset of its records.
+//! has a value, and rebuild the batch with a subset of its records; for the
+//! broker, [`check_keys`] (produce to a compacted topic) and
+//! [`offsets_and_timestamps`] (ListOffsets by time). All of it is bounded by
+//! its input: decompression stops at [`MAX_DECOMPRESSED_BYTES`], and no count
+//! read from the batch reserves memory beyond what the bytes can hold.
 //!
 //! A rebuilt batch keeps everything Kafka's cleaner keeps: base offset and
 //! last offset delta (so the batch still spans its original offsets and an
@@ -18,10 +22,8 @@
 
 use std::ops::Range;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{
-    Compressor, Decompressor, Gzip, Lz4, None as Uncompressed, Snappy, Zstd,
-};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use crate::batch::{self, BatchHeader, DELETE_HORIZON_BIT, HEADER_LEN, LOG_OVERHEAD};
 use crate::TimestampType;
@@ -62,7 +64,8 @@ pub(crate) fn decode(batch: &[u8]) -> Result<DecodedBatch, String> {
     let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
     let section = Bytes::copy_from_slice(&batch[HEADER_LEN..header.total_size().min(batch.len())]);
     let data = decompress(header.compression(), section)?;
-    let mut records = Vec::with_capacity(header.record_count.max(0) as usize);
+    // A record takes at least 7 bytes: never reserve more than could fit.
+    let mut records = Vec::with_capacity((header.record_count.max(0) as usize).min(data.len() / 7));
     let mut pos = 0usize;
     let mut previous_offset = header.base_offset - 1;
     for _ in 0..header.record_count.max(0) {
@@ -228,17 +231,147 @@ pub(crate) fn rebuild(
     Ok(out)
 }
 
-fn decompress(codec: u8, mut section: Bytes) -> Result<Bytes, String> {
-    let take = |b: &mut Bytes| Ok(b.copy_to_bytes(b.remaining()));
-    let result = match codec {
-        0 => Uncompressed::decompress(&mut section, take),
-        1 => Gzip::decompress(&mut section, take),
-        2 => Snappy::decompress(&mut section, take),
-        3 => Lz4::decompress(&mut section, take),
-        4 => Zstd::decompress(&mut section, take),
-        other => return Err(format!("unknown compression codec {other}")),
+/// The most a batch's records section may decompress to. Produce refuses
+/// larger batches for compacted topics (the only ones whose records the
+/// broker decodes), so a small compressed batch cannot make the broker or
+/// its cleaner allocate gigabytes (a decompression bomb: zstd and gzip
+/// reach ratios of 1000:1 and more).
+pub const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Decompresses a records section, refusing output beyond
+/// [`MAX_DECOMPRESSED_BYTES`] without allocating it.
+fn decompress(codec: u8, section: Bytes) -> Result<Bytes, String> {
+    decompress_bounded(codec, section, MAX_DECOMPRESSED_BYTES)
+}
+
+fn decompress_bounded(codec: u8, section: Bytes, limit: usize) -> Result<Bytes, String> {
+    use std::io::Read;
+    let too_big = || format!("records decompress to more than {limit} bytes");
+    let mut out = Vec::new();
+    let read = |reader: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), String> {
+        reader
+            .take(limit as u64 + 1)
+            .read_to_end(out)
+            .map_err(|e| format!("decompressing records: {e}"))?;
+        if out.len() > limit {
+            return Err(too_big());
+        }
+        Ok(())
     };
-    result.map_err(|e| format!("decompressing records: {e:#}"))
+    match codec {
+        0 => return Ok(section),
+        1 => read(
+            &mut flate2::read::MultiGzDecoder::new(&section[..]),
+            &mut out,
+        )?,
+        2 => snappy_decompress(&section, limit, &mut out)?,
+        3 => {
+            let mut decoder = lz4::Decoder::new(&section[..])
+                .map_err(|e| format!("decompressing records: {e}"))?;
+            read(&mut decoder, &mut out)?
+        }
+        4 => {
+            let mut decoder = zstd::stream::read::Decoder::new(&section[..])
+                .map_err(|e| format!("decompressing records: {e}"))?;
+            read(&mut decoder, &mut out)?
+        }
+        other => return Err(format!("unknown compression codec {other}")),
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Kafka's snappy: xerial's framing (a magic header, then blocks each
+/// prefixed with its compressed length) or, from old clients, one raw block.
+fn snappy_decompress(section: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    const MAGIC: &[u8] = b"\x82SNAPPY\x00";
+    let block = |raw: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
+        let len = snap::raw::decompress_len(raw).map_err(|e| format!("snappy: {e}"))?;
+        if out.len() + len > limit {
+            return Err(format!("records decompress to more than {limit} bytes"));
+        }
+        let start = out.len();
+        out.resize(start + len, 0);
+        snap::raw::Decoder::new()
+            .decompress(raw, &mut out[start..])
+            .map_err(|e| format!("snappy: {e}"))?;
+        Ok(())
+    };
+    if !section.starts_with(MAGIC) {
+        return block(section, out);
+    }
+    // Magic (8), version (4), compatible version (4).
+    let mut rest = section.get(16..).ok_or("snappy: truncated header")?;
+    while !rest.is_empty() {
+        let len = rest
+            .get(..4)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")) as usize)
+            .ok_or("snappy: truncated block length")?;
+        let raw = rest.get(4..4 + len).ok_or("snappy: truncated block")?;
+        block(raw, out)?;
+        rest = &rest[4 + len..];
+    }
+    Ok(())
+}
+
+/// `(offset, timestamp)` of every record of one whole stored batch, for
+/// ListOffsets by time; with LogAppendTime every record carries the batch's
+/// max timestamp, as Kafka reports it. Bounded like [`check_keys`].
+pub fn offsets_and_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, String> {
+    let decoded = decode(batch)?;
+    let log_append = decoded.header.timestamp_type() == TimestampType::LogAppendTime;
+    Ok(decoded
+        .records
+        .iter()
+        .map(|r| {
+            let ts = if log_append {
+                decoded.header.max_timestamp
+            } else {
+                r.timestamp
+            };
+            (r.offset, ts)
+        })
+        .collect())
+}
+
+/// What [`check_keys`] found in a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCheck {
+    pub records: usize,
+    /// Records without a key (control records excluded).
+    pub keyless: usize,
+}
+
+/// Decodes the records of one whole batch (validated or not) to count
+/// those without a key, as produce must for compacted topics. Memory stays
+/// bounded by the input: decompression stops at [`MAX_DECOMPRESSED_BYTES`],
+/// counts from the wire reserve nothing, and headers are skipped, not
+/// collected.
+pub fn check_keys(batch: &[u8]) -> Result<KeyCheck, String> {
+    let header = BatchHeader::parse(batch).map_err(|e| e.to_string())?;
+    let end = header.total_size().min(batch.len());
+    let section = Bytes::copy_from_slice(batch.get(HEADER_LEN..end).ok_or("batch too short")?);
+    let data = decompress(header.compression(), section)?;
+    let mut pos = 0;
+    let mut check = KeyCheck {
+        records: 0,
+        keyless: 0,
+    };
+    for _ in 0..header.record_count.max(0) {
+        let record = parse_record(&data, &mut pos, &header)
+            .ok_or_else(|| format!("record {} of the batch is malformed", check.records))?;
+        check.records += 1;
+        if record.key.is_none() && !header.is_control() {
+            check.keyless += 1;
+        }
+    }
+    if pos != data.len() {
+        return Err(format!(
+            "{} bytes follow the batch's {} records",
+            data.len() - pos,
+            header.record_count
+        ));
+    }
+    Ok(check)
 }
 
 fn compress(codec: u8, section: &[u8]) -> Result<Vec<u8>, String> {

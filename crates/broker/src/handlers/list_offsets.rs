@@ -9,7 +9,6 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 use std::sync::Arc;
 
 pub const LATEST: i64 = -1;
@@ -92,21 +91,21 @@ fn lookup(
             let Some(batch) = log.batch_for_timestamp(ts)? else {
                 return Ok((-1, -1));
             };
-            let mut buf = batch;
-            let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+            // Strom's bounded decoder: the batch came from a producer.
+            let records = strom_log::records::offsets_and_timestamps(&batch).map_err(|e| {
                 ApiError::new(
                     ResponseError::CorruptMessage,
-                    format!("decoding stored batch: {e:#}"),
+                    format!("decoding stored batch: {e}"),
                 )
             })?;
             let start = log.log_start_offset();
-            let found = set.records.iter().find(|r| {
-                let record_ts = r.timestamp;
-                r.offset >= start
-                    && (r.timestamp_type == TimestampType::LogAppend || record_ts >= ts)
-            });
+            let header = strom_log::batch::BatchHeader::parse(&batch)?;
+            let log_append = header.timestamp_type() == strom_log::TimestampType::LogAppendTime;
+            let found = records
+                .iter()
+                .find(|(offset, record_ts)| *offset >= start && (log_append || *record_ts >= ts));
             Ok(match found {
-                Some(r) => (r.timestamp, r.offset),
+                Some((offset, timestamp)) => (*timestamp, *offset),
                 None => (-1, -1),
             })
         }

@@ -108,12 +108,8 @@ pub async fn handle(
             version,
         });
     }
-    let mut buf = frame;
-    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(version))
-        .map_err(|e| ConnectionError::Malformed(format!("{api_key:?} v{version} header: {e:#}")))?;
-    let request = RequestKind::decode(api_key, &mut buf, version).map_err(|e| {
-        ConnectionError::Malformed(format!("{api_key:?} v{version} from {peer}: {e:#}"))
-    })?;
+    let (header, request) = decode_request(api_key, version, frame)
+        .map_err(|e| ConnectionError::Malformed(format!("{e} (from {peer})")))?;
     let ctx = RequestContext {
         broker,
         header: &header,
@@ -221,6 +217,21 @@ pub async fn handle(
     };
     broker.metrics.response_errors(api_key, &response);
     encode_response(api_key, version, correlation_id, &response).map(Some)
+}
+
+/// Decodes a whole request frame (header and body) of a supported API and
+/// version; the error says what failed. The fuzz target `request` runs this.
+pub fn decode_request(
+    api_key: ApiKey,
+    version: i16,
+    frame: Bytes,
+) -> Result<(RequestHeader, RequestKind), String> {
+    let mut buf = frame;
+    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(version))
+        .map_err(|e| format!("{api_key:?} v{version} header: {e:#}"))?;
+    let request = RequestKind::decode(api_key, &mut buf, version)
+        .map_err(|e| format!("{api_key:?} v{version}: {e:#}"))?;
+    Ok((header, request))
 }
 
 fn encode_response(

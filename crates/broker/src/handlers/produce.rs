@@ -9,7 +9,6 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 use std::sync::Arc;
 use strom_log::FlushPolicy;
 
@@ -275,17 +274,23 @@ fn check_keys(
         // Malformed or oversized: the append refuses it with the right code.
         return Ok(());
     }
-    let mut buf = records.clone();
-    let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| {
-        ApiError::new(
-            ResponseError::CorruptMessage,
-            format!("records for {topic}-{partition} could not be decoded: {e:#}"),
-        )
-    })?;
-    let keyless = sets
-        .iter()
-        .flat_map(|set| &set.records)
-        .any(|r| !r.control && r.key.is_none());
+    let mut keyless = false;
+    for found in strom_log::batch::batches(records) {
+        let Ok(found) = found else {
+            return Ok(()); // malformed: the append refuses it
+        };
+        // Strom's own decoder: bounded decompression, nothing reserved by
+        // counts from the wire (kafka-protocol's RecordBatchDecoder
+        // decompresses without a bound and reserves a map per record for a
+        // claimed header count).
+        let check = strom_log::records::check_keys(found.bytes).map_err(|e| {
+            ApiError::new(
+                ResponseError::CorruptMessage,
+                format!("records for {topic}-{partition} could not be decoded: {e}"),
+            )
+        })?;
+        keyless |= check.keyless > 0;
+    }
     if keyless {
         return Err(ApiError::new(
             ResponseError::InvalidRecord,
