@@ -27,6 +27,12 @@ pub struct Broker {
 
 impl Broker {
     pub fn start() -> Broker {
+        Self::start_with_env(&[])
+    }
+
+    /// A broker with broker settings as `STROM_*` variables, e.g.
+    /// `("STROM_MAX_CONNECTIONS", "100")`.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Broker {
         let data_dir = tempfile::tempdir().expect("tempdir");
         if let Ok(bootstrap) = std::env::var("STROM_TEST_BOOTSTRAP") {
             return Broker {
@@ -46,6 +52,7 @@ impl Broker {
                 "--data-dir",
             ])
             .arg(data_dir.path().join("data"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -66,6 +73,28 @@ impl Broker {
             ),
         }
         broker
+    }
+
+    /// The broker process's resident set size in bytes (`VmRSS`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// Whether the broker process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     pub fn log_path(&self) -> PathBuf {
