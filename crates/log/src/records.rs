@@ -67,7 +67,7 @@ pub(crate) fn decode(batch: &[u8]) -> Result<DecodedBatch, String> {
     // A record takes at least 7 bytes: never reserve more than could fit.
     let mut records = Vec::with_capacity((header.record_count.max(0) as usize).min(data.len() / 7));
     let mut pos = 0usize;
-    let mut previous_offset = header.base_offset - 1;
+    let mut previous_offset = header.base_offset.saturating_sub(1);
     for _ in 0..header.record_count.max(0) {
         let record = parse_record(&data, &mut pos, &header)
             .ok_or_else(|| format!("record {} of the batch is malformed", records.len()))?;

@@ -282,7 +282,7 @@ impl Segment {
                     ));
                     return Ok(outcome);
                 }
-                if header.last_offset() - self.base_offset > i64::from(i32::MAX) {
+                if header.last_offset().saturating_sub(self.base_offset) > i64::from(i32::MAX) {
                     outcome.invalid = Some((
                         batch_position,
                         format!(
