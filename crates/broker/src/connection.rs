@@ -54,6 +54,9 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct Frame {
     pub bytes: BytesMut,
     pub permit: Option<OwnedSemaphorePermit>,
+    /// How long the frame waited for request memory before its body was
+    /// read (counted as queue time).
+    pub memory_wait: std::time::Duration,
 }
 
 /// Reads one frame. `Ok(None)` is a clean end of stream between frames.
@@ -98,7 +101,8 @@ pub async fn read_frame(
         ),
         _ => None,
     };
-    deadline += waiting.elapsed();
+    let memory_wait = waiting.elapsed();
+    deadline += memory_wait;
     buf.clear();
     while buf.len() < size {
         let want = (size - buf.len()).min(READ_CHUNK);
@@ -119,7 +123,11 @@ pub async fn read_frame(
         // Give a big frame's buffer back instead of keeping it per connection.
         *buf = BytesMut::new();
     }
-    Ok(Some(Frame { bytes, permit }))
+    Ok(Some(Frame {
+        bytes,
+        permit,
+        memory_wait,
+    }))
 }
 
 pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketAddr) {
@@ -139,8 +147,12 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
             _ = shutdown.changed() => break,
         };
         // `_permit` gives the frame's memory back once it is answered.
-        let (frame, _permit) = match frame {
-            Ok(Some(Frame { bytes, permit })) => (bytes.freeze(), permit),
+        let (frame, _permit, memory_wait) = match frame {
+            Ok(Some(Frame {
+                bytes,
+                permit,
+                memory_wait,
+            })) => (bytes.freeze(), permit, memory_wait),
             Ok(None) => break,
             Err(ConnectionError::Io(e)) => {
                 tracing::debug!(%peer, error = %e, "connection error");
@@ -151,10 +163,12 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
                 break;
             }
         };
-        let received = Instant::now();
+        // The wait for request memory happened before the body was read;
+        // it counts as the request's queue time (the broker held it back).
+        let dispatched = Instant::now();
+        let received = dispatched.checked_sub(memory_wait).unwrap_or(dispatched);
         let header = peek_header(&frame);
         let api = header.map(|(key, _, _)| key);
-        let dispatched = Instant::now();
         let result = handlers::handle(&context, frame, peer).await;
         let processed = Instant::now();
         let mut times = RequestTimes {

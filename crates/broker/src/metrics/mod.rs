@@ -132,10 +132,11 @@ fn stage_histogram() -> Histogram {
 /// and TotalTimeMs).
 #[derive(Clone, Copy, Debug)]
 pub struct RequestTimes {
-    /// The whole frame has been read from the socket.
+    /// The request's queue time starts: the frame read from the socket,
+    /// moved back by the time it waited for request memory
+    /// (`queued.max.request.bytes`) before its body was read.
     pub received: Instant,
-    /// The handler starts: anything the request waited for in between
-    /// (memory for in-flight requests, say) is its queue time.
+    /// The handler starts.
     pub dispatched: Instant,
     /// The handler has built and encoded the response.
     pub processed: Instant,
