@@ -1,6 +1,10 @@
-//! The built-in connectors.
+//! The built-in connectors: file source and sink, MQTT source and sink,
+//! PostgreSQL sink, HTTP sink.
 
 pub mod file;
+pub mod http;
+pub mod mqtt;
+pub mod postgres;
 
 use crate::sdk::ConnectorPlugin;
 use std::sync::Arc;
@@ -10,5 +14,9 @@ pub fn builtin() -> Vec<Arc<dyn ConnectorPlugin>> {
     vec![
         Arc::new(file::FileSourcePlugin),
         Arc::new(file::FileSinkPlugin),
+        Arc::new(mqtt::MqttSourcePlugin),
+        Arc::new(mqtt::MqttSinkPlugin),
+        Arc::new(postgres::PostgresSinkPlugin),
+        Arc::new(http::HttpSinkPlugin),
     ]
 }

@@ -170,9 +170,11 @@ impl WorkerConfig {
             "disabled" => ExactlyOnceSourceSupport::Disabled,
             "preparing" => ExactlyOnceSourceSupport::Preparing,
             "enabled" => ExactlyOnceSourceSupport::Enabled,
-            other => return Err(ConnectError::WorkerConfig(format!(
+            other => {
+                return Err(ConnectError::WorkerConfig(format!(
                 "exactly.once.source.support: expected disabled, preparing or enabled, got {other}"
-            ))),
+            )))
+            }
         };
         Ok(WorkerConfig {
             bootstrap_servers: get("bootstrap.servers").unwrap_or_else(|| "127.0.0.1:9092".into()),
