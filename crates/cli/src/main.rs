@@ -12,10 +12,13 @@
 //! strom producers events --partition 0
 //! strom status --admin 127.0.0.1:9644
 //! strom bench produce --topic bench --create --count 1000000 --acks 1
+//! strom connect standalone worker.toml mqtt-source.json
+//! strom connector status mqtt-source
 //! ```
 
 mod bench;
 mod client;
+mod connect;
 mod serve;
 mod status;
 
@@ -47,6 +50,8 @@ enum Command {
     /// One-screen summary of a running broker, from its admin listener.
     Status(status::StatusArgs),
     Bench(bench::BenchArgs),
+    Connect(connect::ConnectArgs),
+    Connector(connect::ConnectorArgs),
 }
 
 fn main() {
@@ -76,6 +81,8 @@ fn main() {
             Command::Producers(args) => client::txn::producers(args).await,
             Command::Status(args) => status::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
+            Command::Connector(args) => connect::connector(args).await,
         }
     });
     // A thread blocked reading a terminal (produce after Ctrl-C) must not keep
