@@ -162,12 +162,16 @@ impl Connection {
 /// Finds the coordinator of `group` and connects to it.
 pub async fn connect_to_coordinator(bootstrap: &str, group: &str) -> Result<Connection> {
     let mut connection = Connection::connect_any(bootstrap).await?;
-    let request = FindCoordinatorRequest::default()
-        .with_key(StrBytes::from_string(group.to_string()))
-        .with_key_type(0)
-        .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())]);
+    let version = connection.version(ApiKey::FindCoordinator, 4)?;
+    let request = if version >= 4 {
+        FindCoordinatorRequest::default()
+            .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())])
+    } else {
+        FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()))
+    }
+    .with_key_type(0);
     let (version, response) = connection
-        .send(&request, 4, Duration::from_secs(10))
+        .send(&request, version, Duration::from_secs(10))
         .await?;
     let (error, host, port) = if version >= 4 {
         let c = response

@@ -215,15 +215,14 @@ impl Engine {
                 self.stop_connector(&name).await;
             }
         }
+        let mut newly_stopped = Vec::new();
         for name in &my_connectors {
             let Some(entry) = snapshot.connectors.get(name) else {
                 continue;
             };
             if entry.target == TargetState::Stopped {
-                if self.stopped.insert(name.clone()) {
-                    context
-                        .set_status(StatusId::Connector(name.clone()), State::Stopped, None)
-                        .await;
+                if !self.stopped.contains(name) {
+                    newly_stopped.push(name.clone());
                 }
                 if entry.tasks.as_ref().is_none_or(|t| !t.is_empty()) {
                     self.write(ConfigRecord::Tasks(name.clone(), Vec::new()))
@@ -275,6 +274,13 @@ impl Engine {
                 Some(handle) => handle.set_target(entry.target),
                 None => self.start_task(id, &entry, config).await,
             }
+        }
+        // STOPPED only once the tasks are down (offsets may change then).
+        for name in newly_stopped {
+            self.stopped.insert(name.clone());
+            context
+                .set_status(StatusId::Connector(name), State::Stopped, None)
+                .await;
         }
         self.check_rebalance();
     }

@@ -199,6 +199,10 @@ impl ConfigKey {
                 ))
             }
         };
+        // An empty default means "optional, unset": empty is fine then.
+        if value.trim().is_empty() && self.default.as_deref() == Some("") {
+            return Ok(());
+        }
         let invalid = |why: String| {
             let shown = if self.ty == ConfigType::Password {
                 "[hidden]"
