@@ -31,6 +31,9 @@ pub enum MqttEvent {
     PubAck,
     /// The connection broke (the loop reconnects by itself).
     Disconnected(String),
+    /// The broker refused the connection (bad credentials, not authorized):
+    /// retrying will not help.
+    Refused(String),
 }
 
 #[derive(Clone)]
@@ -96,7 +99,13 @@ pub fn connect(
                         Ok(_) => None,
                         Err(e) => {
                             let message = e.to_string();
-                            if tx.send(MqttEvent::Disconnected(message)).await.is_err() {
+                            let event = match e {
+                                rumqttc::ConnectionError::ConnectionRefused(_) => {
+                                    MqttEvent::Refused(message)
+                                }
+                                _ => MqttEvent::Disconnected(message),
+                            };
+                            if tx.send(event).await.is_err() {
                                 return;
                             }
                             tokio::time::sleep(backoff).await;

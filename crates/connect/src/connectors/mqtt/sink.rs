@@ -63,11 +63,16 @@ struct MqttSinkTask {
     acked: u64,
     /// A reconnect without the session lost unacknowledged publishes.
     lost: bool,
+    refused: Option<String>,
 }
 
 impl MqttSinkTask {
     fn handle(&mut self, event: MqttEvent) {
         match event {
+            MqttEvent::Refused(e) => {
+                tracing::error!(error = e, "the MQTT broker refused the connection");
+                self.refused = Some(e);
+            }
             MqttEvent::PubAck => self.acked += 1,
             MqttEvent::Connected { session_present } => {
                 if !session_present && self.acked < self.submitted {
@@ -158,6 +163,11 @@ impl SinkTask for MqttSinkTask {
         let deadline = tokio::time::Instant::now() + self.flush_timeout;
         loop {
             self.drain();
+            if let Some(e) = self.refused.take() {
+                return Err(ConnectError::Failed(format!(
+                    "the MQTT broker refused the connection: {e}"
+                )));
+            }
             if self.lost {
                 self.reset();
                 return Err(ConnectError::retriable(

@@ -226,6 +226,11 @@ impl SourceTask for MqttSourceTask {
                     }
                 }
                 MqttEvent::Disconnected(e) => tracing::warn!(error = e, "MQTT source disconnected"),
+                MqttEvent::Refused(e) => {
+                    return Err(ConnectError::Failed(format!(
+                        "the MQTT broker refused the connection: {e}"
+                    )))
+                }
                 MqttEvent::PubAck => {}
             }
         }
