@@ -135,16 +135,22 @@ fn consume_blocking(
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
+    let deadline = Instant::now() + timeout;
+    // The topic may not exist yet (a dead-letter queue is created on demand).
     let mut tpl = TopicPartitionList::new();
-    for p in metadata.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
+    while tpl.count() == 0 && Instant::now() < deadline {
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        for p in metadata.topics()[0].partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+        if tpl.count() == 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < count && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
