@@ -113,7 +113,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 # build-essential, pkg-config, zlib1g-dev: rdkafka's bundled librdkafka is
 #   built with ./configure + make, with zlib found through pkg-config.
 # python3-venv: the virtualenv for the Python clients.
-APT_PACKAGES=(kcat build-essential pkg-config zlib1g-dev python3 python3-venv)
+# mosquitto, postgresql, openssl: Connect's tests start their own Mosquitto
+#   and PostgreSQL servers (never the system services) and make TLS
+#   certificates with the openssl tool.
+APT_PACKAGES=(kcat build-essential pkg-config zlib1g-dev python3 python3-venv
+  mosquitto postgresql openssl)
 
 step "apt-get install ${APT_PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive

@@ -115,15 +115,17 @@ async fn http_sink_batches_retries_and_dead_letters() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let dead_all = consume(&bootstrap, "events-dlq", 10, Duration::from_secs(5)).await;
-    let state = received.lock().unwrap();
-    assert!(state.problems.is_empty(), "{:?}", state.problems);
-    assert_eq!(state.unavailable, 2, "the 503s were retried");
-    assert!(state.rejected >= 1);
-    let delivered: BTreeSet<i64> = state
-        .values
-        .iter()
-        .map(|v| v["n"].as_i64().unwrap())
-        .collect();
+    let delivered: BTreeSet<i64> = {
+        let state = received.lock().unwrap();
+        assert!(state.problems.is_empty(), "{:?}", state.problems);
+        assert_eq!(state.unavailable, 2, "the 503s were retried");
+        assert!(state.rejected >= 1);
+        state
+            .values
+            .iter()
+            .map(|v| v["n"].as_i64().unwrap())
+            .collect()
+    };
     let dead_letters: BTreeSet<i64> = dead_all
         .iter()
         .map(|r| {
@@ -164,6 +166,5 @@ async fn http_sink_batches_retries_and_dead_letters() {
         "{:?}",
         String::from_utf8_lossy(&message.1)
     );
-    drop(state);
     worker.stop().await;
 }

@@ -114,6 +114,9 @@ enum Op {
     Delete(IndexMap<String, Value>, Vec<String>),
 }
 
+/// Rows by (columns, primary key): each group is one statement shape.
+type RowGroups<'a> = IndexMap<(Vec<String>, Vec<String>), Vec<&'a IndexMap<String, Value>>>;
+
 #[derive(Default)]
 struct PostgresSinkTask {
     pg: Option<tokio_postgres::Config>,
@@ -411,8 +414,7 @@ impl PostgresSinkTask {
         ops: &[(Op, SinkRecord)],
         transaction: bool,
     ) -> Result<()> {
-        let mut groups: IndexMap<(Vec<String>, Vec<String>), Vec<&IndexMap<String, Value>>> =
-            IndexMap::new();
+        let mut groups: RowGroups<'_> = IndexMap::new();
         let mut deletes = Vec::new();
         let mut latest: IndexMap<String, usize> = IndexMap::new();
         for (i, (op, _)) in ops.iter().enumerate() {

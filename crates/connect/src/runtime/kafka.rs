@@ -78,7 +78,7 @@ pub async fn partition_count(props: &ConfigMap, topic: &str) -> Result<Option<i3
         }))
     })
     .await
-    .map_err(|e| ConnectError::failed(e))?
+    .map_err(ConnectError::failed)?
 }
 
 /// Something applied, in order, to every record of a [`TopicLog`].

@@ -384,10 +384,13 @@ pub trait OffsetStore: Send + Sync {
     fn all(&self, connector: &str) -> Vec<(JsonObject, JsonObject)>;
 }
 
+/// (connector, partition as JSON) → (partition, offset).
+type OffsetEntries = HashMap<(String, String), (JsonObject, JsonObject)>;
+
 /// The in-memory map of offsets both stores keep.
 #[derive(Default, Clone)]
 pub struct OffsetMap {
-    inner: Arc<Mutex<HashMap<(String, String), (JsonObject, JsonObject)>>>,
+    inner: Arc<Mutex<OffsetEntries>>,
 }
 
 impl OffsetMap {

@@ -95,7 +95,7 @@ impl ConfigDef {
         importance: Importance,
         doc: &str,
     ) -> ConfigDef {
-        self.add(ConfigKey {
+        self.with_key(ConfigKey {
             name: name.to_string(),
             ty,
             default: default.map(str::to_string),
@@ -115,7 +115,7 @@ impl ConfigDef {
         doc: &str,
         validator: Validator,
     ) -> ConfigDef {
-        self.add(ConfigKey {
+        self.with_key(ConfigKey {
             name: name.to_string(),
             ty,
             default: default.map(str::to_string),
@@ -127,7 +127,7 @@ impl ConfigDef {
     }
 
     /// Adds a key, replacing one of the same name.
-    pub fn add(mut self, key: ConfigKey) -> ConfigDef {
+    pub fn with_key(mut self, key: ConfigKey) -> ConfigDef {
         self.keys.retain(|k| k.name != key.name);
         self.keys.push(key);
         self
@@ -148,7 +148,7 @@ impl ConfigDef {
         for key in &other.keys {
             let mut key = key.clone();
             key.name = format!("{prefix}{}", key.name);
-            self = self.add(key);
+            self = self.with_key(key);
         }
         self
     }

@@ -8,7 +8,9 @@ use crate::error::{ConnectError, Result};
 use base64::Engine as _;
 use indexmap::IndexMap;
 
-/// Turns values into bytes for Kafka and back.
+/// Turns values into bytes for Kafka and back (Kafka's `fromConnectData` and
+/// `toConnectData`, hence the names).
+#[allow(clippy::wrong_self_convention)]
 pub trait Converter: Send + Sync {
     /// `None` in, `None` out (a null key or tombstone).
     fn from_connect(

@@ -70,18 +70,17 @@ pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     }
 }
 
-pub async fn produce(
-    bootstrap: &str,
-    topic: &str,
-    records: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
-) {
+/// A record to produce: key and value.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub async fn produce(bootstrap: &str, topic: &str, records: Vec<KeyValue>) {
     let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     tokio::task::spawn_blocking(move || produce_blocking(&bootstrap, &topic, &records))
         .await
         .unwrap()
 }
 
-fn produce_blocking(bootstrap: &str, topic: &str, records: &[(Option<Vec<u8>>, Option<Vec<u8>>)]) {
+fn produce_blocking(bootstrap: &str, topic: &str, records: &[KeyValue]) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")

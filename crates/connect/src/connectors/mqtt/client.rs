@@ -22,7 +22,7 @@ pub enum MqttEvent {
         payload: Bytes,
         qos: u8,
         retain: bool,
-        ack: AckHandle,
+        ack: Box<AckHandle>,
     },
     Connected {
         session_present: bool,
@@ -87,7 +87,7 @@ pub fn connect(
                             payload: p.payload.clone(),
                             qos: p.qos as u8,
                             retain: p.retain,
-                            ack: AckHandle::V4(p),
+                            ack: Box::new(AckHandle::V4(p)),
                         }),
                         Ok(Event::Incoming(Packet::ConnAck(c))) => {
                             backoff = initial;
@@ -151,7 +151,7 @@ pub fn connect(
                             payload: p.payload.clone(),
                             qos: p.qos as u8,
                             retain: p.retain,
-                            ack: AckHandle::V5(p),
+                            ack: Box::new(AckHandle::V5(p)),
                         }),
                         Ok(Event::Incoming(Packet::ConnAck(c))) => {
                             backoff = initial;

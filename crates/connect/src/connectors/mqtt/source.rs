@@ -121,7 +121,7 @@ struct MqttSourceTask {
     headers: bool,
     max_batch: usize,
     /// Messages handed out, in arrival order: (tag, ack handle, Kafka has it).
-    pending: VecDeque<(u64, Option<AckHandle>, bool)>,
+    pending: VecDeque<(u64, Option<Box<AckHandle>>, bool)>,
     next_tag: u64,
     connected_once: bool,
 }
