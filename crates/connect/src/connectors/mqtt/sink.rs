@@ -58,7 +58,9 @@ struct MqttSinkTask {
     qos: u8,
     retain: bool,
     flush_timeout: Duration,
-    /// QoS 1 publishes since the last flush, and their acknowledgements.
+    /// QoS 1 publishes handed to the client, and acknowledgements received.
+    /// Publishes that time out stay outstanding (their acks may still come);
+    /// only a lost session forgets them (the runtime sends them again).
     submitted: u64,
     acked: u64,
     /// A reconnect without the session lost unacknowledged publishes.
@@ -169,13 +171,12 @@ impl SinkTask for MqttSinkTask {
                 )));
             }
             if self.lost {
-                self.reset();
+                self.forget_outstanding();
                 return Err(ConnectError::retriable(
                     "the MQTT session was lost with publishes unacknowledged",
                 ));
             }
             if self.acked >= self.submitted {
-                self.reset();
                 return Ok(());
             }
             let events = self.events.as_mut().expect("started");
@@ -184,7 +185,6 @@ impl SinkTask for MqttSinkTask {
                 Ok(None) => return Err(ConnectError::Failed("the MQTT event loop ended".into())),
                 Err(_) => {
                     let missing = self.submitted - self.acked;
-                    self.reset();
                     return Err(ConnectError::retriable(format!(
                         "{missing} MQTT publishes not acknowledged within {:?}",
                         self.flush_timeout
@@ -206,9 +206,9 @@ impl SinkTask for MqttSinkTask {
 }
 
 impl MqttSinkTask {
-    fn reset(&mut self) {
-        self.submitted = 0;
-        self.acked = 0;
+    /// The session is gone: no acks will come for what is outstanding.
+    fn forget_outstanding(&mut self) {
+        self.submitted = self.acked;
         self.lost = false;
     }
 }
