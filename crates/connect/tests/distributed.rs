@@ -107,6 +107,24 @@ async fn two_workers_share_and_take_over() {
 
     // One leaves; the other runs everything.
     second.stop().await;
+    // It left the group (LeaveGroup), not just went quiet: one member now.
+    let group_bootstrap = bootstrap.clone();
+    let members = tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::Consumer as _;
+        let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &group_bootstrap)
+            .create()
+            .unwrap();
+        let groups = consumer
+            .fetch_group_list(Some("dist-test"), Duration::from_secs(10))
+            .unwrap();
+        let group = &groups.groups()[0];
+        assert_eq!(group.protocol_type(), "connect");
+        group.members().len()
+    })
+    .await
+    .unwrap();
+    assert_eq!(members, 1, "the stopped worker is still a member");
     let expected_worker = first.rest_url().trim_start_matches("http://").to_string();
     rest1
         .wait_for("/connectors/d-sink/status", WAIT, |s| {

@@ -15,7 +15,7 @@ use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
+    ApiKey, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
@@ -361,16 +361,22 @@ async fn join_and_sync(state: &mut State, connection: &mut Connection) -> Result
         } else {
             Vec::new()
         };
-        let sync = SyncGroupRequest::default()
+        let sync_version = connection.version(ApiKey::SyncGroup, 5)?;
+        let mut sync = SyncGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(
                 state.settings.group_id.clone(),
             )))
             .with_generation_id(state.generation)
             .with_member_id(StrBytes::from_string(state.member_id.clone()))
-            .with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
-            .with_protocol_name(Some(StrBytes::from_static_str(PROTOCOL_NAME)))
             .with_assignments(assignments);
-        let (_, response) = connection.send(&sync, 5, request_timeout).await?;
+        if sync_version >= 5 {
+            sync = sync
+                .with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
+                .with_protocol_name(Some(StrBytes::from_static_str(PROTOCOL_NAME)));
+        }
+        let (_, response) = connection
+            .send(&sync, sync_version, request_timeout)
+            .await?;
         match response.error_code {
             0 => {}
             REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => continue,
@@ -468,15 +474,30 @@ async fn leave(state: &State, connection: &mut Connection) {
     if state.member_id.is_empty() {
         return;
     }
-    let request = LeaveGroupRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(
-            state.settings.group_id.clone(),
-        )))
-        .with_member_id(StrBytes::from_string(state.member_id.clone()))
-        .with_members(vec![MemberIdentity::default()
-            .with_member_id(StrBytes::from_string(state.member_id.clone()))]);
-    if let Err(e) = connection.send(&request, 4, Duration::from_secs(5)).await {
-        tracing::warn!(error = %e, "leaving the group");
+    let Ok(version) = connection.version(ApiKey::LeaveGroup, 4) else {
+        return;
+    };
+    let group = GroupId(StrBytes::from_string(state.settings.group_id.clone()));
+    let member = StrBytes::from_string(state.member_id.clone());
+    // v3+ leaves in a batch of members; before, one member id.
+    let request = if version >= 3 {
+        LeaveGroupRequest::default()
+            .with_group_id(group)
+            .with_members(vec![MemberIdentity::default().with_member_id(member)])
+    } else {
+        LeaveGroupRequest::default()
+            .with_group_id(group)
+            .with_member_id(member)
+    };
+    match connection
+        .send(&request, version, Duration::from_secs(5))
+        .await
+    {
+        Ok((_, response)) if response.error_code != 0 => {
+            tracing::warn!("LeaveGroup: {}", error_name(response.error_code))
+        }
+        Ok(_) => tracing::info!("left the group"),
+        Err(e) => tracing::warn!(error = %e, "leaving the group"),
     }
 }
 
