@@ -101,9 +101,13 @@ public final class Harness {
   public record Result(int exitCode, String stdout, String stderr) {
     public Result ok() {
       if (exitCode != 0) {
-        throw new AssertionError("exit code " + exitCode + "\n--- stdout\n" + stdout + "\n--- stderr\n" + stderr);
+        throw new AssertionError("exit code " + exitCode + "\n--- stdout\n" + cap(stdout) + "\n--- stderr\n" + cap(stderr));
       }
       return this;
+    }
+
+    private static String cap(String s) {
+      return s.length() <= 4000 ? s : s.substring(0, 4000) + "\n[... " + (s.length() - 4000) + " more characters]";
     }
 
     public List<String> lines() {

@@ -44,6 +44,7 @@ public final class Observations {
     /** The simple name of what a call threw (the client's error code), or "ok". */
     public String error(String key, ThrowingRunnable call) {
       String outcome;
+      long t0 = System.nanoTime();
       try {
         call.run();
         outcome = "ok";
@@ -56,6 +57,8 @@ public final class Observations {
         }
         outcome = cause.getClass().getSimpleName();
       }
+      long ms = (System.nanoTime() - t0) / 1_000_000;
+      if (ms > 3000) System.out.printf("[compat] slow: %s took %d ms (%s)%n", key, ms, outcome);
       return put(key, outcome);
     }
   }
