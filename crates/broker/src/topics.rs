@@ -411,9 +411,9 @@ impl TopicManager {
         let current = topic.partitions.len() as i32;
         if count <= current {
             let message = if count == current {
-                format!("Topic already has {current} partitions.")
+                format!("Topic already has {current} partition(s).")
             } else {
-                format!("Topic currently has {current} partitions, which is higher than the requested {count}.")
+                format!("The topic {name} currently has {current} partition(s); {count} would not be an increase.")
             };
             return Err(ApiError::new(ResponseError::InvalidPartitions, message));
         }
