@@ -13,7 +13,7 @@
 //! ```
 
 use crate::error::BrokerError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,6 +78,10 @@ pub struct BrokerConfig {
     /// Set by the binary that owns the tracing subscriber, so that
     /// `PUT /log-filter` can change it; not a config setting.
     pub log_filter: Option<crate::admin_http::LogFilter>,
+    /// The properties the file or the environment set (normalised names),
+    /// so that DescribeConfigs reports STATIC_BROKER_CONFIG for those and
+    /// DEFAULT_CONFIG for the rest, as Kafka does.
+    pub explicit: BTreeSet<String>,
 }
 
 impl Default for BrokerConfig {
@@ -108,6 +112,7 @@ impl Default for BrokerConfig {
             transaction_topic_partitions: 50,
             admin_listen: Some(DEFAULT_ADMIN_LISTEN.to_string()),
             log_filter: None,
+            explicit: BTreeSet::new(),
         }
     }
 }
@@ -246,6 +251,7 @@ impl BrokerConfig {
         let mut config = BrokerConfig::default();
         let mut queued_set = false;
         for (key, value) in props {
+            config.explicit.insert(key.clone());
             let bad = |what: &str| BrokerError::Config(format!("`{key}`: {what}, got `{value}`"));
             match key.as_str() {
                 "data.dir" | "log.dir" | "log.dirs" => config.data_dir = PathBuf::from(&value),

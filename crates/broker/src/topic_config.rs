@@ -184,27 +184,44 @@ pub struct BrokerDefaults {
     pub dynamic_default: BTreeMap<String, String>,
     /// Set at run time with AlterConfigs on this broker's resource.
     pub dynamic_broker: BTreeMap<String, String>,
+    /// Strom's own defaults where they differ from Kafka's (the flush
+    /// policy), reported as DEFAULT_CONFIG: nobody configured them.
+    pub builtin: BTreeMap<String, String>,
 }
 
 impl BrokerDefaults {
     pub fn from_config(config: &BrokerConfig) -> Self {
         let mut static_props = config.log_defaults.clone();
-        // The `flush` shorthand feeds Kafka's own flush properties.
+        let mut builtin = BTreeMap::new();
+        // The `flush` shorthand feeds Kafka's own flush properties; left
+        // unset, Strom's default policy is a default, not a static setting.
+        let flush_set = ["flush", "log.flush.policy"]
+            .iter()
+            .any(|k| config.explicit.contains(*k));
+        let flush_props = if flush_set {
+            &mut static_props
+        } else {
+            &mut builtin
+        };
         match config.flush {
             FlushPolicy::Always => {
-                static_props
+                flush_props
                     .entry("log.flush.interval.messages".into())
                     .or_insert("1".into());
             }
             FlushPolicy::Interval(d) => {
-                static_props
+                flush_props
                     .entry("log.flush.interval.ms".into())
                     .or_insert(d.as_millis().to_string());
             }
             FlushPolicy::Never => {}
         }
+        for key in static_props.keys() {
+            builtin.remove(key);
+        }
         BrokerDefaults {
             static_props,
+            builtin,
             ..Default::default()
         }
     }
@@ -217,9 +234,25 @@ impl BrokerDefaults {
         if let Some(v) = self.dynamic_default.get(broker_prop) {
             return Some((v.clone(), ConfigSource::DynamicDefaultBroker));
         }
-        self.static_props
+        if let Some(v) = self.static_props.get(broker_prop) {
+            return Some((v.clone(), ConfigSource::StaticBroker));
+        }
+        self.builtin
             .get(broker_prop)
-            .map(|v| (v.clone(), ConfigSource::StaticBroker))
+            .map(|v| (v.clone(), ConfigSource::Default))
+    }
+
+    /// Every level that sets a broker property, highest precedence first
+    /// (Kafka's synonyms list; defaults are not listed).
+    pub fn broker_levels(&self, broker_prop: &str) -> Vec<(String, ConfigSource)> {
+        [
+            (&self.dynamic_broker, ConfigSource::DynamicBroker),
+            (&self.dynamic_default, ConfigSource::DynamicDefaultBroker),
+            (&self.static_props, ConfigSource::StaticBroker),
+        ]
+        .into_iter()
+        .filter_map(|(map, source)| map.get(broker_prop).map(|v| (v.clone(), source)))
+        .collect()
     }
 
     /// The value a topic config takes when the topic does not override it.

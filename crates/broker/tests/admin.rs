@@ -318,3 +318,57 @@ fn describe_cluster_topic_ids_and_delete_by_id() {
     let response = wire.request(6, &delete);
     assert_eq!(response.responses[0].error_code, 100, "UNKNOWN_TOPIC_ID");
 }
+
+/// DescribeConfigs on the broker resource reports where each value comes
+/// from as Kafka does: DEFAULT_CONFIG unless the configuration set it, and
+/// log.retention.ms without a value while log.retention.hours is in force.
+#[test]
+fn broker_config_sources() {
+    use rdkafka::admin::ConfigSource;
+    let entries = |bootstrap: &str| {
+        let admin = admin(bootstrap);
+        let result = rt()
+            .block_on(admin.describe_configs([&ResourceSpecifier::Broker(1)], &AdminOptions::new()))
+            .unwrap();
+        let resource = result.into_iter().next().unwrap().expect("describe ok");
+        resource
+            .entries
+            .into_iter()
+            .map(|e| (e.name.clone(), e))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let broker = TestBroker::start();
+    let e = entries(&broker.bootstrap());
+    for (name, value) in [
+        ("num.partitions", "1"),
+        ("auto.create.topics.enable", "true"),
+        ("log.retention.hours", "168"),
+        ("group.initial.rebalance.delay.ms", "3000"),
+        ("transaction.max.timeout.ms", "900000"),
+        ("offsets.retention.minutes", "10080"),
+    ] {
+        assert_eq!(e[name].value.as_deref(), Some(value), "{name}");
+        assert_eq!(e[name].source, ConfigSource::Default, "{name}");
+    }
+    assert_eq!(e["log.retention.ms"].value, None);
+    assert_eq!(e["log.retention.ms"].source, ConfigSource::Default);
+    assert_eq!(e["node.id"].source, ConfigSource::StaticBroker);
+    // Strom's default flush interval is a default too, not a setting.
+    assert_eq!(e["log.flush.interval.ms"].source, ConfigSource::Default);
+    drop(broker);
+
+    let configured = TestBroker::start_with(|c| {
+        let props = [("num.partitions", "3"), ("log.retention.ms", "7200000")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let from_file = strom_broker::BrokerConfig::from_properties(props.into()).unwrap();
+        c.num_partitions = from_file.num_partitions;
+        c.log_defaults = from_file.log_defaults;
+        c.explicit = from_file.explicit;
+    });
+    let e = entries(&configured.bootstrap());
+    assert_eq!(e["num.partitions"].value.as_deref(), Some("3"));
+    assert_eq!(e["num.partitions"].source, ConfigSource::StaticBroker);
+    assert_eq!(e["log.retention.ms"].value.as_deref(), Some("7200000"));
+    assert_eq!(e["log.retention.ms"].source, ConfigSource::StaticBroker);
+    assert_eq!(e["auto.create.topics.enable"].source, ConfigSource::Default);
+}

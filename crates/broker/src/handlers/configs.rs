@@ -23,7 +23,9 @@ pub const RESOURCE_BROKER: i8 = 4;
 
 struct Entry {
     name: String,
-    value: String,
+    /// None for a config without a value (Kafka's `log.retention.ms` when
+    /// only `log.retention.hours` is in force).
+    value: Option<String>,
     source: ConfigSource,
     kind: ConfigType,
     read_only: bool,
@@ -75,7 +77,7 @@ pub fn describe(
                             };
                             DescribeConfigsResourceResult::default()
                                 .with_name(str_bytes(e.name))
-                                .with_value(Some(str_bytes(e.value)))
+                                .with_value(e.value.map(str_bytes))
                                 .with_read_only(e.read_only)
                                 .with_config_source(e.source as i8)
                                 .with_is_sensitive(false)
@@ -105,24 +107,21 @@ fn topic_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError> 
     Ok(topic_config::resolve_all(&topic.configs, &defaults)
         .into_iter()
         .map(|c| {
-            let def = topic_config::definition(c.name).expect("resolved from the definitions");
+            // Kafka's synonyms: the topic override, then every broker level
+            // that sets the broker-wide default; built-in defaults are not
+            // listed.
             let mut synonyms = Vec::new();
             if let Some(v) = topic.configs.get(c.name) {
                 synonyms.push((c.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
             }
             if let Some(broker_prop) = topic_config::broker_synonym(c.name) {
-                if let Some((v, s)) = defaults.broker_value(broker_prop) {
+                for (v, s) in defaults.broker_levels(broker_prop) {
                     synonyms.push((broker_prop.to_string(), v, s));
                 }
-                synonyms.push((
-                    broker_prop.to_string(),
-                    def.default.to_string(),
-                    ConfigSource::Default,
-                ));
             }
             Entry {
                 name: c.name.to_string(),
-                value: c.value,
+                value: Some(c.value),
                 source: c.source,
                 kind: c.kind,
                 read_only: false,
@@ -141,15 +140,40 @@ fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError>
         ));
     }
     let c = &b.config;
+    // Identity and listeners always come from the static configuration
+    // (Kafka's server.properties; Strom's flags).
     let fixed = |name: &str, value: String, kind: ConfigType| Entry {
         name: name.to_string(),
-        value,
+        value: Some(value),
         source: ConfigSource::StaticBroker,
         kind,
         read_only: true,
         synonyms: Vec::new(),
     };
+    // Read-only settings: STATIC_BROKER_CONFIG only when the file or the
+    // environment set them, DEFAULT_CONFIG otherwise.
+    let setting = |name: &str, value: String, kind: ConfigType| Entry {
+        name: name.to_string(),
+        value: Some(value),
+        source: if c.explicit.contains(name) {
+            ConfigSource::StaticBroker
+        } else {
+            ConfigSource::Default
+        },
+        kind,
+        read_only: true,
+        synonyms: Vec::new(),
+    };
     let listener = format!("PLAINTEXT://{}", c.listen);
+    let g = &c.groups;
+    let retention_hours = if c.explicit.contains("log.retention.hours") {
+        c.log_defaults
+            .get("log.retention.ms")
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map_or("168".to_string(), |ms| (ms / 3_600_000).to_string())
+    } else {
+        "168".to_string()
+    };
     let mut entries = vec![
         fixed("node.id", node.clone(), ConfigType::Int),
         fixed("broker.id", node, ConfigType::Int),
@@ -164,47 +188,113 @@ fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError>
             c.data_dir.display().to_string(),
             ConfigType::String,
         ),
-        fixed(
+        setting(
             "num.partitions",
             c.num_partitions.to_string(),
             ConfigType::Int,
         ),
-        fixed(
+        setting(
             "auto.create.topics.enable",
             c.auto_create_topics_enable.to_string(),
             ConfigType::Boolean,
         ),
-        fixed(
+        setting("delete.topic.enable", "true".into(), ConfigType::Boolean),
+        setting(
             "socket.request.max.bytes",
             c.socket_request_max_bytes.to_string(),
             ConfigType::Int,
         ),
-        fixed(
+        setting(
             "max.connections",
             c.max_connections.to_string(),
             ConfigType::Int,
         ),
-        fixed("default.replication.factor", "1".into(), ConfigType::Int),
-        fixed(
+        setting("default.replication.factor", "1".into(), ConfigType::Int),
+        setting(
             "log.retention.check.interval.ms",
             c.retention_check_interval.as_millis().to_string(),
             ConfigType::Long,
+        ),
+        setting("log.retention.hours", retention_hours, ConfigType::Int),
+        setting(
+            "group.initial.rebalance.delay.ms",
+            g.initial_rebalance_delay_ms.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "group.min.session.timeout.ms",
+            g.min_session_timeout_ms.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "group.max.session.timeout.ms",
+            g.max_session_timeout_ms.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "group.max.size",
+            g.max_group_size.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "group.consumer.heartbeat.interval.ms",
+            g.consumer_heartbeat_interval_ms.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "group.consumer.session.timeout.ms",
+            g.consumer_session_timeout_ms.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "offsets.retention.minutes",
+            (g.offsets_retention_ms / 60_000).to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "offset.metadata.max.bytes",
+            g.offset_metadata_max_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "offsets.topic.num.partitions",
+            c.offsets_topic_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "transaction.max.timeout.ms",
+            c.transactions.max_timeout_ms.to_string(),
+            ConfigType::Int,
+        ),
+        setting(
+            "transaction.state.log.num.partitions",
+            c.transaction_topic_partitions.to_string(),
+            ConfigType::Int,
         ),
     ];
     let defaults = b.topics.defaults();
     for (broker_prop, topic_prop) in BROKER_TOPIC_DEFAULTS {
         let def = topic_config::definition(topic_prop)
             .expect("every broker default maps to a topic config");
-        let (value, source) = defaults
-            .broker_value(broker_prop)
-            .unwrap_or_else(|| (def.default.to_string(), ConfigSource::Default));
+        let (value, source) = match defaults.broker_value(broker_prop) {
+            Some((v, s)) => (Some(v), s),
+            // Kafka leaves log.retention.ms unset; log.retention.hours
+            // (168) is what is in force.
+            None if *broker_prop == "log.retention.ms" => (None, ConfigSource::Default),
+            None => (Some(def.default.to_string()), ConfigSource::Default),
+        };
+        let synonyms = defaults
+            .broker_levels(broker_prop)
+            .into_iter()
+            .map(|(v, s)| (broker_prop.to_string(), v, s))
+            .collect();
         entries.push(Entry {
             name: broker_prop.to_string(),
             value,
             source,
             kind: def.kind,
             read_only: false,
-            synonyms: Vec::new(),
+            synonyms,
         });
     }
     Ok(entries)
