@@ -252,6 +252,58 @@ fn list_offsets_by_time_earliest_latest() {
     assert_eq!((low, high), (0, 10));
 }
 
+/// ListOffsets MAX_TIMESTAMP names the record with the largest timestamp,
+/// even inside a batch whose last record is older (as Kafka 3.8+ does), and
+/// an answer that finds nothing carries no leader epoch.
+#[test]
+fn list_offsets_max_timestamp_names_the_record() {
+    use common::wire::Wire;
+    use kafka_protocol::messages::{list_offsets_request, ListOffsetsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique("maxts");
+    create_topic(&bootstrap, &topic, 2, &[]);
+    // One batch (a long linger): the newest timestamp is the second record's.
+    let producer = producer(&bootstrap, &[("linger.ms", "200")]);
+    let base = 1_700_000_000_000i64;
+    let deliveries: Vec<_> = [0, 50, 10, 20, 5]
+        .iter()
+        .map(|dt| {
+            let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic)
+                .partition(0)
+                .payload(&b"x"[..])
+                .timestamp(base + dt);
+            producer.send_result(record).map_err(|(e, _)| e).unwrap()
+        })
+        .collect();
+    for d in deliveries {
+        rt().block_on(d).unwrap().unwrap();
+    }
+    let mut wire = Wire::connect(&bootstrap);
+    let mut ask = |partition: i32, timestamp: i64| {
+        let request = ListOffsetsRequest::default().with_topics(vec![
+            list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(timestamp)]),
+        ]);
+        let p = wire.request(8, &request).topics[0].partitions[0].clone();
+        assert_eq!(p.error_code, 0);
+        (p.offset, p.timestamp, p.leader_epoch)
+    };
+    assert_eq!(ask(0, -3), (1, base + 50, 0), "max timestamp");
+    assert_eq!(ask(0, base + 30), (1, base + 50, 0), "by time");
+    assert_eq!(ask(0, base + 99), (-1, -1, -1), "after everything");
+    assert_eq!(
+        ask(1, -3),
+        (-1, -1, -1),
+        "max timestamp of an empty partition"
+    );
+    assert_eq!(ask(1, -1), (0, -1, 0), "latest of an empty partition");
+}
+
 #[test]
 fn log_append_time_and_message_too_large() {
     let broker = TestBroker::start();

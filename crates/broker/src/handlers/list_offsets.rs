@@ -48,6 +48,11 @@ pub async fn handle(ctx: &RequestContext<'_>, request: ListOffsetsRequest) -> Li
                             Some(partition) => lookup(&b, partition, p.timestamp, read_committed),
                         };
                         match result {
+                            // Nothing found: no leader epoch either, as in Kafka.
+                            Ok((timestamp, -1)) => response
+                                .with_timestamp(timestamp)
+                                .with_offset(-1)
+                                .with_leader_epoch(-1),
                             Ok((timestamp, offset)) => {
                                 response.with_timestamp(timestamp).with_offset(offset)
                             }
@@ -82,7 +87,13 @@ fn lookup(
         LATEST => Ok((-1, log.log_end_offset())),
         EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
         LATEST_TIERED => Ok((-1, -1)),
-        MAX_TIMESTAMP => Ok(log.max_timestamp().unwrap_or((-1, -1))),
+        // The offset of the first record that carries the largest
+        // timestamp (KIP-734; Kafka 3.8+ answers with the record, not with
+        // the last offset of its batch): the first record at or after it.
+        MAX_TIMESTAMP => match log.max_timestamp() {
+            Some((ts, _)) => lookup(_b, partition, ts, read_committed),
+            None => Ok((-1, -1)),
+        },
         ts if ts < 0 => Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!("unknown special timestamp {ts}"),
