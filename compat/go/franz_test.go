@@ -79,12 +79,17 @@ func configOf(t *testing.T, adm *kadm.Client, topic, name string) kadm.Config {
 	return kadm.Config{}
 }
 
+// wantConfig waits for a topic config to read back as value from source:
+// Apache Kafka applies config changes through its metadata log, so a
+// DescribeConfigs right after an alter may still see the old value there
+// (Strom answers the new one at once).
 func wantConfig(t *testing.T, adm *kadm.Client, topic, name, value string, source kmsg.ConfigSource) {
 	t.Helper()
-	c := configOf(t, adm, topic, name)
-	if c.MaybeValue() != value || c.Source != source {
-		t.Errorf("%s %s = %q (source %v), want %q (source %v)", topic, name, c.MaybeValue(), c.Source, value, source)
-	}
+	eventually(t, fmt.Sprintf("%s %s = %q (source %v)", topic, name, value, source), func() (bool, string) {
+		c := configOf(t, adm, topic, name)
+		return c.MaybeValue() == value && c.Source == source,
+			fmt.Sprintf("%q (source %v)", c.MaybeValue(), c.Source)
+	})
 }
 
 func partitionCount(t *testing.T, adm *kadm.Client, topic string) int {

@@ -173,21 +173,22 @@ func TestSaramaAdminTopics(t *testing.T) {
 	})
 }
 
+// saramaWantConfig waits for a topic config to read back as value from
+// source (Apache Kafka applies config changes asynchronously; see wantConfig).
 func saramaWantConfig(t *testing.T, adm sarama.ClusterAdmin, topic, name, value string, source sarama.ConfigSource) {
 	t.Helper()
-	entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
-	if err != nil {
-		t.Fatalf("DescribeConfig %s %s: %v", topic, name, err)
-	}
-	for _, e := range entries {
-		if e.Name == name {
-			if e.Value != value || e.Source != source {
-				t.Errorf("%s %s = %q (source %v), want %q (source %v)", topic, name, e.Value, e.Source, value, source)
-			}
-			return
+	eventually(t, fmt.Sprintf("%s %s = %q (source %v)", topic, name, value, source), func() (bool, string) {
+		entries, err := adm.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic, ConfigNames: []string{name}})
+		if err != nil {
+			t.Fatalf("DescribeConfig %s %s: %v", topic, name, err)
 		}
-	}
-	t.Errorf("DescribeConfig %s: no %s among %d entries", topic, name, len(entries))
+		for _, e := range entries {
+			if e.Name == name {
+				return e.Value == value && e.Source == source, fmt.Sprintf("%q (source %v)", e.Value, e.Source)
+			}
+		}
+		return false, fmt.Sprintf("no %s among %d entries", name, len(entries))
+	})
 }
 
 var saramaCodecs = map[string]sarama.CompressionCodec{
