@@ -89,6 +89,11 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("flush.messages", LONG_MAX, Long, min = 1.0),
     def!("flush.ms", LONG_MAX, Long, min = 0.0),
     def!("index.interval.bytes", "4096", Int, min = 0.0),
+    // Tiered storage (KIP-405) is not offered: with everything local, the
+    // local retention is the retention, and remote storage cannot be
+    // enabled. Listed so that topic descriptions match Kafka's.
+    def!("local.retention.bytes", "-2", Long, min = -2.0),
+    def!("local.retention.ms", "-2", Long, min = -2.0),
     def!("max.compaction.lag.ms", LONG_MAX, Long, min = 1.0),
     def!("max.message.bytes", "1048588", Int, min = 0.0),
     def!("message.timestamp.after.max.ms", "3600000", Long, min = 0.0),
@@ -103,6 +108,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("min.compaction.lag.ms", "0", Long, min = 0.0),
     def!("min.insync.replicas", "1", Int, min = 1.0),
     def!("preallocate", "false", Boolean),
+    def!("remote.storage.enable", "false", Boolean),
     def!("retention.bytes", "-1", Long),
     def!("retention.ms", "604800000", Long, min = -1.0),
     def!("segment.bytes", "1073741824", Int, min = 1048576.0),
@@ -132,6 +138,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         ConfigType::Boolean => {
             if !matches!(value.to_ascii_lowercase().as_str(), "true" | "false") {
                 return Err(invalid("Expected value to be either true or false"));
+            }
+            if name == "remote.storage.enable" && value.eq_ignore_ascii_case("true") {
+                return Err("Tiered Storage functionality is disabled in the broker. \
+                     Topic cannot be configured with remote log storage."
+                    .to_string());
             }
         }
         ConfigType::Int | ConfigType::Long => {
@@ -368,6 +379,12 @@ mod tests {
         assert!(validate("segment.bytes", "100").is_err());
         assert!(validate("no.such.config", "1").is_err());
         assert!(validate("max.message.bytes", "99999999999").is_err());
+        // No tiered storage: local retention may be set, remote storage not.
+        assert!(validate("local.retention.ms", "-2").is_ok());
+        assert!(validate("local.retention.bytes", "1000").is_ok());
+        assert!(validate("remote.storage.enable", "false").is_ok());
+        let refused = validate("remote.storage.enable", "true").unwrap_err();
+        assert!(refused.contains("Tiered Storage"), "{refused}");
     }
 
     #[test]
