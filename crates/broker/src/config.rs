@@ -195,6 +195,34 @@ pub const BROKER_TOPIC_DEFAULTS: &[(&str, &str)] = &[
         "min.cleanable.dirty.ratio",
     ),
     ("min.insync.replicas", "min.insync.replicas"),
+    ("log.segment.delete.delay.ms", "file.delete.delay.ms"),
+    ("log.index.size.max.bytes", "segment.index.bytes"),
+    ("log.roll.jitter.ms", "segment.jitter.ms"),
+    ("log.preallocate", "preallocate"),
+    (
+        "log.message.timestamp.before.max.ms",
+        "message.timestamp.before.max.ms",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "message.timestamp.after.max.ms",
+    ),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
+    ("log.local.retention.ms", "local.retention.ms"),
+    ("log.local.retention.bytes", "local.retention.bytes"),
+];
+
+/// Broker properties of [`BROKER_TOPIC_DEFAULTS`] that Kafka leaves without
+/// a default value (a coarser property, such as `log.retention.hours`, is in
+/// force instead): DescribeConfigs lists no DEFAULT_CONFIG synonym for them.
+pub const NULL_DEFAULT_BROKER_PROPS: &[&str] = &[
+    "log.retention.ms",
+    "log.roll.ms",
+    "log.roll.jitter.ms",
+    "log.flush.interval.ms",
 ];
 
 impl BrokerConfig {

@@ -7,7 +7,8 @@ use common::wire::Wire;
 use common::*;
 use kafka_protocol::messages::{
     alter_configs_request, describe_cluster_request::DescribeClusterRequest,
-    incremental_alter_configs_request, metadata_request, AlterConfigsRequest, DeleteTopicsRequest,
+    describe_configs_request, incremental_alter_configs_request, metadata_request,
+    AlterConfigsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
     IncrementalAlterConfigsRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -355,6 +356,38 @@ fn broker_config_sources() {
     assert_eq!(e["node.id"].source, ConfigSource::StaticBroker);
     // Strom's default flush interval is a default too, not a setting.
     assert_eq!(e["log.flush.interval.ms"].source, ConfigSource::Default);
+
+    // Synonyms (rdkafka does not show them: on the wire), as Kafka lists
+    // them: every level that sets a value, then the default if Kafka has one.
+    let topic = unique("synonyms");
+    create_topic(&broker.bootstrap(), &topic, 1, &[("retention.ms", "1000")]);
+    let mut wire = Wire::connect(&broker.bootstrap());
+    let mut synonyms = |resource_type: i8, name: &str, config: &str| {
+        let request = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))
+                    .with_configuration_keys(Some(vec![StrBytes::from_string(config.to_string())])),
+            ]);
+        let response = wire.request(4, &request);
+        response.results[0].configs[0]
+            .synonyms
+            .iter()
+            .map(|s| {
+                let value = s.value.as_ref().map_or("", |v| v.as_str());
+                format!("{}:{}={}", s.source, s.name.as_str(), value)
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(synonyms(2, &topic, "retention.ms"), ["1:retention.ms=1000"]);
+    assert_eq!(
+        synonyms(2, &topic, "cleanup.policy"),
+        ["5:log.cleanup.policy=delete"]
+    );
+    assert_eq!(synonyms(4, "1", "num.partitions"), ["5:num.partitions=1"]);
+    assert!(synonyms(4, "1", "log.retention.ms").is_empty());
     drop(broker);
 
     let configured = TestBroker::start_with(|c| {

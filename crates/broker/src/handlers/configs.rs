@@ -2,7 +2,7 @@
 //! broker resources.
 
 use super::{blocking, str_bytes, RequestContext};
-use crate::config::BROKER_TOPIC_DEFAULTS;
+use crate::config::{BrokerConfig, BROKER_TOPIC_DEFAULTS, NULL_DEFAULT_BROKER_PROPS};
 use crate::error::ApiError;
 use crate::server::BrokerContext;
 use crate::topic_config::{self, ConfigSource, ConfigType};
@@ -108,16 +108,14 @@ fn topic_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError> 
         .into_iter()
         .map(|c| {
             // Kafka's synonyms: the topic override, then every broker level
-            // that sets the broker-wide default; built-in defaults are not
-            // listed.
+            // that sets the broker-wide default, then that property's
+            // default (unless Kafka has none for it).
             let mut synonyms = Vec::new();
             if let Some(v) = topic.configs.get(c.name) {
                 synonyms.push((c.name.to_string(), v.clone(), ConfigSource::DynamicTopic));
             }
             if let Some(broker_prop) = topic_config::broker_synonym(c.name) {
-                for (v, s) in defaults.broker_levels(broker_prop) {
-                    synonyms.push((broker_prop.to_string(), v, s));
-                }
+                synonyms.extend(broker_synonyms(&defaults, broker_prop, c.name));
             }
             Entry {
                 name: c.name.to_string(),
@@ -129,6 +127,30 @@ fn topic_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError> 
             }
         })
         .collect())
+}
+
+/// The synonyms of a broker property that feeds a topic config: every level
+/// that sets it, then its default, as Kafka lists them.
+fn broker_synonyms(
+    defaults: &topic_config::BrokerDefaults,
+    broker_prop: &str,
+    topic_prop: &str,
+) -> Vec<(String, String, ConfigSource)> {
+    let mut out: Vec<_> = defaults
+        .broker_levels(broker_prop)
+        .into_iter()
+        .map(|(v, s)| (broker_prop.to_string(), v, s))
+        .collect();
+    if !NULL_DEFAULT_BROKER_PROPS.contains(&broker_prop) {
+        if let Some(def) = topic_config::definition(topic_prop) {
+            out.push((
+                broker_prop.to_string(),
+                def.default.to_string(),
+                ConfigSource::Default,
+            ));
+        }
+    }
+    out
 }
 
 fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError> {
@@ -144,26 +166,34 @@ fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError>
     // (Kafka's server.properties; Strom's flags).
     let fixed = |name: &str, value: String, kind: ConfigType| Entry {
         name: name.to_string(),
-        value: Some(value),
+        value: Some(value.clone()),
         source: ConfigSource::StaticBroker,
         kind,
         read_only: true,
-        synonyms: Vec::new(),
+        synonyms: vec![(name.to_string(), value, ConfigSource::StaticBroker)],
     };
     // Read-only settings: STATIC_BROKER_CONFIG only when the file or the
     // environment set them, DEFAULT_CONFIG otherwise.
-    let setting = |name: &str, value: String, kind: ConfigType| Entry {
-        name: name.to_string(),
-        value: Some(value),
-        source: if c.explicit.contains(name) {
+    // Synonyms as Kafka lists them: the static setting, then the default.
+    let setting = |name: &str, value: String, default: String, kind: ConfigType| {
+        let mut synonyms = Vec::new();
+        let source = if c.explicit.contains(name) {
+            synonyms.push((name.to_string(), value.clone(), ConfigSource::StaticBroker));
             ConfigSource::StaticBroker
         } else {
             ConfigSource::Default
-        },
-        kind,
-        read_only: true,
-        synonyms: Vec::new(),
+        };
+        synonyms.push((name.to_string(), default, ConfigSource::Default));
+        Entry {
+            name: name.to_string(),
+            value: Some(value),
+            source,
+            kind,
+            read_only: true,
+            synonyms,
+        }
     };
+    let d = BrokerConfig::default();
     let listener = format!("PLAINTEXT://{}", c.listen);
     let g = &c.groups;
     let retention_hours = if c.explicit.contains("log.retention.hours") {
@@ -176,7 +206,12 @@ fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError>
     };
     let mut entries = vec![
         fixed("node.id", node.clone(), ConfigType::Int),
-        fixed("broker.id", node, ConfigType::Int),
+        {
+            let mut e = fixed("broker.id", node, ConfigType::Int);
+            e.synonyms
+                .push(("broker.id".into(), "-1".into(), ConfigSource::Default));
+            e
+        },
         fixed("listeners", listener, ConfigType::String),
         fixed(
             "advertised.listeners",
@@ -191,84 +226,115 @@ fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError>
         setting(
             "num.partitions",
             c.num_partitions.to_string(),
+            d.num_partitions.to_string(),
             ConfigType::Int,
         ),
         setting(
             "auto.create.topics.enable",
             c.auto_create_topics_enable.to_string(),
+            d.auto_create_topics_enable.to_string(),
             ConfigType::Boolean,
         ),
-        setting("delete.topic.enable", "true".into(), ConfigType::Boolean),
+        setting(
+            "delete.topic.enable",
+            "true".into(),
+            "true".into(),
+            ConfigType::Boolean,
+        ),
         setting(
             "socket.request.max.bytes",
             c.socket_request_max_bytes.to_string(),
+            d.socket_request_max_bytes.to_string(),
             ConfigType::Int,
         ),
         setting(
             "max.connections",
             c.max_connections.to_string(),
+            d.max_connections.to_string(),
             ConfigType::Int,
         ),
-        setting("default.replication.factor", "1".into(), ConfigType::Int),
+        setting(
+            "default.replication.factor",
+            "1".into(),
+            "1".into(),
+            ConfigType::Int,
+        ),
         setting(
             "log.retention.check.interval.ms",
             c.retention_check_interval.as_millis().to_string(),
+            d.retention_check_interval.as_millis().to_string(),
             ConfigType::Long,
         ),
-        setting("log.retention.hours", retention_hours, ConfigType::Int),
+        setting(
+            "log.retention.hours",
+            retention_hours,
+            "168".into(),
+            ConfigType::Int,
+        ),
         setting(
             "group.initial.rebalance.delay.ms",
             g.initial_rebalance_delay_ms.to_string(),
+            d.groups.initial_rebalance_delay_ms.to_string(),
             ConfigType::Int,
         ),
         setting(
             "group.min.session.timeout.ms",
             g.min_session_timeout_ms.to_string(),
+            d.groups.min_session_timeout_ms.to_string(),
             ConfigType::Int,
         ),
         setting(
             "group.max.session.timeout.ms",
             g.max_session_timeout_ms.to_string(),
+            d.groups.max_session_timeout_ms.to_string(),
             ConfigType::Int,
         ),
         setting(
             "group.max.size",
             g.max_group_size.to_string(),
+            d.groups.max_group_size.to_string(),
             ConfigType::Int,
         ),
         setting(
             "group.consumer.heartbeat.interval.ms",
             g.consumer_heartbeat_interval_ms.to_string(),
+            d.groups.consumer_heartbeat_interval_ms.to_string(),
             ConfigType::Int,
         ),
         setting(
             "group.consumer.session.timeout.ms",
             g.consumer_session_timeout_ms.to_string(),
+            d.groups.consumer_session_timeout_ms.to_string(),
             ConfigType::Int,
         ),
         setting(
             "offsets.retention.minutes",
             (g.offsets_retention_ms / 60_000).to_string(),
+            (d.groups.offsets_retention_ms / 60_000).to_string(),
             ConfigType::Int,
         ),
         setting(
             "offset.metadata.max.bytes",
             g.offset_metadata_max_bytes.to_string(),
+            d.groups.offset_metadata_max_bytes.to_string(),
             ConfigType::Int,
         ),
         setting(
             "offsets.topic.num.partitions",
             c.offsets_topic_partitions.to_string(),
+            d.offsets_topic_partitions.to_string(),
             ConfigType::Int,
         ),
         setting(
             "transaction.max.timeout.ms",
             c.transactions.max_timeout_ms.to_string(),
+            d.transactions.max_timeout_ms.to_string(),
             ConfigType::Int,
         ),
         setting(
             "transaction.state.log.num.partitions",
             c.transaction_topic_partitions.to_string(),
+            d.transaction_topic_partitions.to_string(),
             ConfigType::Int,
         ),
     ];
@@ -283,11 +349,7 @@ fn broker_entries(b: &BrokerContext, name: &str) -> Result<Vec<Entry>, ApiError>
             None if *broker_prop == "log.retention.ms" => (None, ConfigSource::Default),
             None => (Some(def.default.to_string()), ConfigSource::Default),
         };
-        let synonyms = defaults
-            .broker_levels(broker_prop)
-            .into_iter()
-            .map(|(v, s)| (broker_prop.to_string(), v, s))
-            .collect();
+        let synonyms = broker_synonyms(&defaults, broker_prop, topic_prop);
         entries.push(Entry {
             name: broker_prop.to_string(),
             value,
