@@ -5,9 +5,13 @@
 #                                starts `strom serve` and runs the third-party
 #                                client suites (confluent-kafka, kafka-python,
 #                                kafkajs, kcat; Go clients in compat/go when
-#                                present) against it
+#                                present) against it; then compat/java (Java
+#                                client, Kafka's tools, Streams, Connect) and
+#                                a differential run against Apache Kafka
 #   ./scripts/test.sh --quick    the same, skipping long-running tests
-#   ./scripts/test.sh --full     also the long-running tests (STROM_FULL=1)
+#   ./scripts/test.sh --full     also the long-running tests (STROM_FULL=1),
+#                                the whole differential run, and every client
+#                                suite against Apache Kafka too
 #
 # Made for Debian 12 as root (or with sudo), with Rust, Python 3, Node.js 20
 # and npm already installed. Caches live outside the clone:
@@ -23,7 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "$ROOT/scripts/test.sh"; }
+usage() { sed -n '2,25s/^# \{0,1\}//p' "$ROOT/scripts/test.sh"; }
 
 QUICK=0
 FULL=${STROM_FULL:-0}
@@ -51,6 +55,8 @@ CACHE=${STROM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}
 VENV=${STROM_VENV:-$CACHE/strom-venv}
 # This script's own knobs stay in this shell, out of the tests' environment.
 export -n STROM_CACHE_DIR STROM_VENV STROM_KEEP_TMP STROM_TEST_BOOTSTRAP 2>/dev/null || true
+# compat/java's knobs come from this script only.
+unset COMPAT_KAFKA COMPAT_KAFKA_BOOTSTRAP COMPAT_KAFKA_CLASSES COMPAT_TARGETS COMPAT_UPDATE_DOCS 2>/dev/null || true
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/strom-target}
 export PYTHONDONTWRITEBYTECODE=1
 export KAFKAJS_NO_PARTITIONER_WARNING=1
@@ -94,6 +100,7 @@ stop_broker() {
 cleanup() {
   local rc=$?
   stop_broker || true
+  if [ -n "${KAFKA_PID:-}" ]; then kill -TERM "$KAFKA_PID" 2>/dev/null || true; wait "$KAFKA_PID" 2>/dev/null || true; fi
   if [ "${STROM_KEEP_TMP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
     echo "test.sh: logs and broker data kept in $WORK"
   else
@@ -116,8 +123,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 # mosquitto, postgresql, openssl: Connect's tests start their own Mosquitto
 #   and PostgreSQL servers (never the system services) and make TLS
 #   certificates with the openssl tool.
+# openjdk-17-jdk-headless, maven: compat/java (Kafka 4.x needs Java 17+).
 APT_PACKAGES=(kcat build-essential pkg-config zlib1g-dev python3 python3-venv
-  mosquitto postgresql openssl)
+  mosquitto postgresql openssl openjdk-17-jdk-headless maven)
 
 step "apt-get install ${APT_PACKAGES[*]}"
 export DEBIAN_FRONTEND=noninteractive
@@ -145,6 +153,10 @@ if [ -f compat/go/go.mod ]; then
   (cd compat/go && go mod download)
 fi
 
+# --- compat/java (issue 5): Kafka's jars from Maven Central, cached in ~/.m2 --
+step "mvn dependency:go-offline test-compile (compat/java)"
+(cd compat/java && mvn -B -q dependency:go-offline && mvn -B -q test-compile)
+
 step "tool versions"
 rustc --version
 cargo --version
@@ -154,6 +166,8 @@ if command -v go >/dev/null; then go version; fi
 "$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "/ kafka-python", kafka.__version__)'
 echo "kafkajs $(node -p 'require("./compat/clients/js/node_modules/kafkajs/package.json").version')"
 kcat -V 2>&1 | grep -m1 Version || true
+java -version 2>&1 | head -n1
+mvn -v 2>/dev/null | head -n1
 
 # --------------------------------------------------------------------------
 # 2. Build once.
@@ -203,6 +217,11 @@ count_results() {
       grep -E '^ *--- (PASS|FAIL|SKIP):' "$log" | awk '
         $2 == "PASS:" { p++ } $2 == "FAIL:" { f++ } $2 == "SKIP:" { s++ }
         END { printf "%d %d %d\n", p, f, s }' ;;
+    maven)
+      # Surefire's closing "Tests run: N, Failures: F, Errors: E, Skipped: S".
+      grep -E 'Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" | tail -n1 |
+        sed -E 's/.*Tests run: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+), Skipped: ([0-9]+)/\1 \2 \3 \4/' |
+        awk '{ printf "%d %d %d\n", $1 - $2 - $3 - $4, $2 + $3, $4 } END { if (NR == 0) print "0 0 0" }' ;;
     single)
       echo "0 0 0" ;;
   esac
@@ -308,12 +327,81 @@ run_client_suites() {
   fi
 }
 
+# --- compat/java (issue 5) -------------------------------------------------
+# The reference Apache Kafka: a single KRaft node from the Maven jars
+# (kafka-storage format, then the server), free loopback ports, its own dir
+# under $WORK; started once per run, stopped by its PID in cleanup.
+KAFKA_PID=""
+start_reference_kafka() {
+  step "start the reference Apache Kafka (compat/java ReferenceKafka)"
+  local cp
+  cp="$ROOT/compat/java/target/test-classes:$(cat "$ROOT/compat/java/target/classpath.txt")"
+  java -cp "$cp" dev.strom.compat.ReferenceKafka "$WORK/reference-kafka" >"$WORK/reference-kafka.out" 2>&1 &
+  KAFKA_PID=$!
+  local line=""
+  for _ in $(seq 1200); do
+    line=$(grep -m1 -E '^listening on ' "$WORK/reference-kafka.out" || true)
+    [ -n "$line" ] && break
+    kill -0 "$KAFKA_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$line" ]; then
+    echo "the reference Apache Kafka did not start; see $WORK/reference-kafka.out and $WORK/reference-kafka/server.log" >&2
+    cat "$WORK/reference-kafka.out" >&2
+    return 1
+  fi
+  export COMPAT_KAFKA_BOOTSTRAP=${line#listening on }
+  echo "reference Kafka pid $KAFKA_PID, COMPAT_KAFKA_BOOTSTRAP=$COMPAT_KAFKA_BOOTSTRAP"
+}
+stop_reference_kafka() {
+  [ -n "$KAFKA_PID" ] || return 0
+  kill -TERM "$KAFKA_PID" 2>/dev/null || true
+  wait "$KAFKA_PID" 2>/dev/null || true
+  KAFKA_PID=""
+}
+
+# The Java suite against $STROM_BOOTSTRAP, and against the reference Kafka
+# when it runs (COMPAT_KAFKA_BOOTSTRAP): the short tier compares the
+# producer, consumer, admin and API-version scenarios, the full tier all.
+run_java_suite() {
+  local -a env=(env)
+  if [ -n "${COMPAT_KAFKA_BOOTSTRAP:-}" ] && [ "$FULL" != 1 ]; then
+    env+=(COMPAT_KAFKA_CLASSES=ProducerTest,ConsumerTest,AdminTest,ApiVersionsTest)
+  fi
+  run_suite java-compat maven timeout 1800 "${env[@]}" bash -c 'cd compat/java && exec mvn -B test'
+  if [ -s compat/java/target/compat/differences.txt ]; then
+    step "differential report (compat/java/target/compat/differences.txt)"
+    cat compat/java/target/compat/differences.txt
+  fi
+}
+
 if [ -n "${STROM_TEST_BOOTSTRAP:-}" ]; then
   step "client suites against STROM_TEST_BOOTSTRAP=$STROM_TEST_BOOTSTRAP (no strom serve)"
   export STROM_BOOTSTRAP=$STROM_TEST_BOOTSTRAP
   run_client_suites
+  run_java_suite
 elif start_broker; then
   run_client_suites
+  if start_reference_kafka; then
+    run_java_suite
+    if [ "$FULL" = 1 ]; then
+      # The full tier checks the tests themselves: every client suite
+      # against Apache Kafka as well.
+      STROM_BOOTSTRAP_SAVED=$STROM_BOOTSTRAP
+      export STROM_BOOTSTRAP=$COMPAT_KAFKA_BOOTSTRAP
+      run_suite py-vs-kafka pytest timeout 900 "$VENV/bin/python" -m pytest -v compat/clients/python
+      run_suite kafkajs-vs-kafka node timeout 600 bash -c \
+        'cd compat/clients/js && exec node --test --test-reporter=spec test/kafkajs.test.mjs'
+      if [ -f compat/go/go.mod ]; then
+        run_suite go-vs-kafka go timeout 600 bash -c 'cd compat/go && exec go test -count=1 -parallel 8 -v ./...'
+      fi
+      export STROM_BOOTSTRAP=$STROM_BOOTSTRAP_SAVED
+    fi
+  else
+    SUMMARY+=("$(printf '%-16s %-18s' java-compat 'FAILED (no reference Kafka)')")
+    TOTAL_FAILED=$((TOTAL_FAILED + 1))
+  fi
+  stop_reference_kafka
   run_suite broker-shutdown single check_broker_shutdown
 else
   SUMMARY+=("$(printf '%-16s %-18s' client-suites 'FAILED (no broker)')")

@@ -20,6 +20,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.common.TopicPartition;
+import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -30,8 +31,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * byte for byte the input.
  */
 class ConnectTest {
+  static Stream<Target> targets() {
+    return Targets.forClass(ConnectTest.class);
+  }
+
   @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
+  @MethodSource("targets")
   void fileSourceToTopicToFileSink(Target t) throws Exception {
     var obs = t.observe("connect.file-source-sink");
     String topic = Harness.unique("connect-file");

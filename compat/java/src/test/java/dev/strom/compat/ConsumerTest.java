@@ -36,7 +36,7 @@ class ConsumerTest {
   static final int PARTITIONS = 4;
 
   static Stream<Arguments> targetsAndProtocols() {
-    return Targets.all().flatMap(t -> Stream.of(Arguments.of(t, "classic"), Arguments.of(t, "consumer")));
+    return Targets.forClass(ConsumerTest.class).flatMap(t -> Stream.of(Arguments.of(t, "classic"), Arguments.of(t, "consumer")));
   }
 
   @ParameterizedTest(name = "{0} group.protocol={1}")

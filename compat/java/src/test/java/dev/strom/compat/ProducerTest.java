@@ -23,23 +23,34 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.TopicPartition;
+import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** The Java producer: idempotent and transactional, as Kafka's own apps use it. */
 class ProducerTest {
+  static Stream<Target> targets() {
+    return Targets.forClass(ProducerTest.class);
+  }
+
   static final int PER_PARTITION = 100;
 
-  @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
-  void idempotentProducer(Target t) throws Exception {
-    var obs = t.observe("producer.idempotent");
+  static Stream<Arguments> targetsAndCodecs() {
+    return targets().flatMap(t -> Stream.of("none", "gzip", "snappy", "lz4", "zstd").map(c -> Arguments.of(t, c)));
+  }
+
+  @ParameterizedTest(name = "{0} compression.type={1}")
+  @MethodSource("targetsAndCodecs")
+  void idempotentProducer(Target t, String codec) throws Exception {
+    var obs = t.observe("producer.idempotent." + codec);
     String topic = Harness.unique("java-idem");
     try (Admin admin = t.admin()) {
       Clients.createTopic(admin, topic, 3, Map.of());
       List<Future<RecordMetadata>> sent = new ArrayList<>();
       try (KafkaProducer<String, String> p = Clients.producer(t, Map.of(
-          "enable.idempotence", true, "max.in.flight.requests.per.connection", 5, "linger.ms", 0))) {
+          "enable.idempotence", true, "max.in.flight.requests.per.connection", 5, "linger.ms", 0,
+          "compression.type", codec))) {
         for (int i = 0; i < 3 * PER_PARTITION; i++) {
           sent.add(p.send(new ProducerRecord<>(topic, i % 3, 1_700_000_000_000L + i, "k" + i, "v" + i)));
         }
@@ -83,7 +94,7 @@ class ProducerTest {
   }
 
   @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
+  @MethodSource("targets")
   void transactionalProducer(Target t) throws Exception {
     var obs = t.observe("producer.transactional");
     String topic = Harness.unique("java-txn");

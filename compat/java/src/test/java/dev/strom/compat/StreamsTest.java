@@ -26,6 +26,7 @@ import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Produced;
+import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -39,8 +40,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * duplicate or a lost update shows.
  */
 class StreamsTest {
+  static Stream<Target> targets() {
+    return Targets.forClass(StreamsTest.class);
+  }
+
   @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
+  @MethodSource("targets")
   void wordCountExactlyOnce(Target t) throws Exception {
     var obs = t.observe("streams.word-count-eos");
     String app = Harness.unique("wordcount");

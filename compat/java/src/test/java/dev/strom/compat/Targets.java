@@ -5,7 +5,7 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * The brokers under test, for {@code @MethodSource("dev.strom.compat.Targets#all")}.
+ * The brokers under test (each scenario class asks {@link #forClass}).
  *
  * <ul>
  *   <li>{@code strom}: the broker at {@code STROM_BOOTSTRAP} (scripts/test.sh
@@ -24,11 +24,27 @@ public final class Targets {
   private static ReferenceKafka started;
   private static String kafkaBootstrap;
 
+  /**
+   * The targets of one scenario class: Strom, and Kafka when enabled and
+   * {@code COMPAT_KAFKA_CLASSES} (comma-separated simple class names; unset
+   * = all) names the class. The short CI tier compares a subset.
+   */
+  public static Stream<Target> forClass(Class<?> scenarioClass) {
+    String classes = System.getenv().getOrDefault("COMPAT_KAFKA_CLASSES", "");
+    boolean compare = classes.isBlank()
+        || java.util.Arrays.asList(classes.split("\\s*,\\s*")).contains(scenarioClass.getSimpleName());
+    return all(compare);
+  }
+
   public static Stream<Target> all() {
+    return all(true);
+  }
+
+  private static Stream<Target> all(boolean withKafka) {
     List<Target> out = new ArrayList<>();
     String only = System.getenv().getOrDefault("COMPAT_TARGETS", "");
     if (only.isEmpty() || only.contains(Target.STROM)) out.add(strom());
-    if (kafkaEnabled() && (only.isEmpty() || only.contains(Target.KAFKA))) out.add(kafka());
+    if (withKafka && kafkaEnabled() && (only.isEmpty() || only.contains(Target.KAFKA))) out.add(kafka());
     if (out.isEmpty()) throw new IllegalStateException("COMPAT_TARGETS=" + only + " names no target");
     return out.stream();
   }

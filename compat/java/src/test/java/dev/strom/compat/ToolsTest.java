@@ -12,6 +12,7 @@ import java.util.regex.Pattern;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.common.TopicPartition;
+import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -21,6 +22,10 @@ import org.junit.jupiter.params.provider.MethodSource;
  * their output is asserted and compared between Strom and Kafka.
  */
 class ToolsTest {
+  static Stream<Target> targets() {
+    return Targets.forClass(ToolsTest.class);
+  }
+
   static final String TOPICS = "org.apache.kafka.tools.TopicCommand";
   static final String CONFIGS = "kafka.admin.ConfigCommand";
   static final String CONSOLE_PRODUCER = "org.apache.kafka.tools.ConsoleProducer";
@@ -46,7 +51,7 @@ class ToolsTest {
   }
 
   @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
+  @MethodSource("targets")
   void topicsAndConfigs(Target t) throws Exception {
     var obs = t.observe("tools.topics-configs");
     String topic = Harness.unique("tool-topic");
@@ -107,7 +112,7 @@ class ToolsTest {
   }
 
   @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
+  @MethodSource("targets")
   void consoleAndConsumerGroups(Target t) throws Exception {
     var obs = t.observe("tools.console-groups");
     String topic = Harness.unique("tool-console");
@@ -174,7 +179,7 @@ class ToolsTest {
   }
 
   @ParameterizedTest(name = "{0}")
-  @MethodSource("dev.strom.compat.Targets#all")
+  @MethodSource("targets")
   void producerPerfTest(Target t) throws Exception {
     var obs = t.observe("tools.producer-perf-test");
     String topic = Harness.unique("tool-perf");
