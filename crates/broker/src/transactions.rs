@@ -14,7 +14,7 @@ use crate::server::BrokerContext;
 use crate::topics::{Topic, TopicManager};
 use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use strom_coordinator::txn::{
     MarkerRequest, TransactionCoordinator, TxnConfig, TxnOutcome, TxnRecord,
@@ -24,6 +24,11 @@ pub const TXN_TOPIC: &str = "__transaction_state";
 
 pub struct TxnService {
     coordinator: Mutex<TransactionCoordinator>,
+    /// Transactions whose markers a request or the timer is writing right
+    /// now. The timer's retry of owed markers skips them: a second copy of
+    /// a marker, written after EndTxn was answered, could land inside the
+    /// producer's next transaction and abort (or commit) part of it.
+    writing: Mutex<HashSet<String>>,
     partitions: i32,
 }
 
@@ -47,6 +52,7 @@ impl TxnService {
         }
         Ok(TxnService {
             coordinator: Mutex::new(coordinator),
+            writing: Mutex::new(HashSet::new()),
             partitions: topics
                 .get(TXN_TOPIC)
                 .map_or(partitions, |t| t.partitions.len() as i32),
@@ -88,12 +94,23 @@ impl TxnService {
             let mut coordinator = self.coordinator.lock();
             let outcome = f(&mut coordinator, now_ms());
             self.append(&broker.topics, &outcome.records)?;
+            // Claimed in the same critical section that entered the Prepare
+            // state, so the timer never sees them as owed.
+            let mut writing = self.writing.lock();
+            for m in &outcome.markers {
+                writing.insert(m.transactional_id.clone());
+            }
             (outcome.response, outcome.markers)
         };
+        let mut result = Ok(());
         for marker in markers {
-            self.write_markers(broker, &marker)?;
+            let written = self.write_markers(broker, &marker);
+            self.writing.lock().remove(&marker.transactional_id);
+            if result.is_ok() {
+                result = written;
+            }
         }
-        Ok(response)
+        result.map(|()| response)
     }
 
     fn append(&self, topics: &TopicManager, records: &[TxnRecord]) -> Result<(), ApiError> {
@@ -174,9 +191,19 @@ impl TxnService {
 
     /// Markers owed since before a restart, and timed-out transactions.
     pub fn tick(&self, broker: &BrokerContext) {
-        let pending = self.coordinator.lock().pending_markers();
+        let pending: Vec<_> = {
+            let coordinator = self.coordinator.lock();
+            let mut writing = self.writing.lock();
+            coordinator
+                .pending_markers()
+                .into_iter()
+                .filter(|m| writing.insert(m.transactional_id.clone()))
+                .collect()
+        };
         for marker in pending {
-            if let Err(e) = self.write_markers(broker, &marker) {
+            let written = self.write_markers(broker, &marker);
+            self.writing.lock().remove(&marker.transactional_id);
+            if let Err(e) = written {
                 tracing::error!(error = %e, "writing transaction markers");
             }
         }

@@ -221,3 +221,38 @@ fn offsets_sent_to_a_transaction_commit_with_it() {
     }
     assert_eq!(committed(&consumer), Offset::Offset(4));
 }
+
+/// Every transaction leaves exactly one marker per partition. The broker's
+/// timer retries markers still owed (Prepare states); it must not write a
+/// second copy of markers that EndTxn is writing at that moment: the copy
+/// could land inside the producer's next transaction and abort part of it
+/// (found with the Java client: an extra offset between two transactions).
+/// flush=always makes each marker append slow, widening the window.
+#[test]
+fn each_transaction_writes_its_markers_once() {
+    let broker = TestBroker::start_with(|c| c.flush = strom_log::FlushPolicy::Always);
+    let bootstrap = broker.bootstrap();
+    let topic = unique("markers-once");
+    create_topic(&bootstrap, &topic, 2, &[]);
+    let producer = txn_producer(&bootstrap, &unique("markers-once-id"));
+    let rounds = 150;
+    for i in 0..rounds {
+        producer.begin_transaction().expect("begin");
+        let v = format!("r{i}");
+        send_all(&producer, &topic, &[(&v, 0), (&v, 1)]);
+        if i % 3 == 2 {
+            producer.abort_transaction(TIMEOUT).expect("abort");
+        } else {
+            producer.commit_transaction(TIMEOUT).expect("commit");
+        }
+    }
+    let committed = (0..rounds).filter(|i| i % 3 != 2).count();
+    let consumer = committed_reader(&bootstrap, &topic, &[0, 1]);
+    let values = read_values(&consumer, Duration::from_secs(2));
+    assert_eq!(values.len(), 2 * committed, "committed records, each once");
+    for p in 0..2 {
+        let (low, high) = consumer.fetch_watermarks(&topic, p, TIMEOUT).unwrap();
+        // One record and one marker per transaction, nothing more.
+        assert_eq!((low, high), (0, 2 * rounds as i64), "partition {p}");
+    }
+}
