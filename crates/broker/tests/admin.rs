@@ -405,3 +405,94 @@ fn broker_config_sources() {
     assert_eq!(e["log.retention.ms"].source, ConfigSource::StaticBroker);
     assert_eq!(e["auto.create.topics.enable"].source, ConfigSource::Default);
 }
+
+/// DescribeTopicPartitions (KIP-966, used by Kafka 4's admin client and
+/// kafka-topics): topics in name order, partitions paged by a cursor,
+/// unknown topics with UNKNOWN_TOPIC_OR_PARTITION, empty ELR lists.
+#[test]
+fn describe_topic_partitions_pages_by_cursor() {
+    use kafka_protocol::error::ResponseError;
+    use kafka_protocol::messages::{
+        describe_topic_partitions_request, describe_topic_partitions_response,
+        DescribeTopicPartitionsRequest,
+    };
+    let broker = TestBroker::start();
+    let a = unique("dtp-a");
+    let b = unique("dtp-b");
+    create_topic(&broker.bootstrap(), &a, 3, &[]);
+    create_topic(&broker.bootstrap(), &b, 2, &[]);
+    let missing = unique("dtp-missing");
+    let mut wire = Wire::connect(&broker.bootstrap());
+    let names = |names: &[&String]| {
+        names
+            .iter()
+            .map(|n| {
+                describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(TopicName(StrBytes::from_string(n.to_string())))
+            })
+            .collect::<Vec<_>>()
+    };
+    let request = DescribeTopicPartitionsRequest::default()
+        .with_topics(names(&[&b, &missing, &a]))
+        .with_response_partition_limit(4);
+    let first = wire.request(0, &request);
+    let got: Vec<(String, i16, Vec<i32>)> = first
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_ref().unwrap().as_str().to_string(),
+                t.error_code,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(got[0], (a.clone(), 0, vec![0, 1, 2]));
+    assert_eq!(got[1], (b.clone(), 0, vec![0]));
+    assert_eq!(got.len(), 2, "stops at the limit: {got:?}");
+    let p = &first.topics[0].partitions[0];
+    assert_eq!(
+        (p.leader_id.0, p.replica_nodes.len(), p.isr_nodes.len()),
+        (1, 1, 1)
+    );
+    assert_eq!(p.eligible_leader_replicas, Some(vec![]));
+    let cursor = first.next_cursor.expect("more to come");
+    assert_eq!(
+        (cursor.topic_name.as_str(), cursor.partition_index),
+        (b.as_str(), 1)
+    );
+
+    let second = wire.request(
+        0,
+        &request.with_cursor(Some(
+            describe_topic_partitions_request::Cursor::default()
+                .with_topic_name(cursor.topic_name.clone())
+                .with_partition_index(1),
+        )),
+    );
+    let rest: Vec<_> = second
+        .topics
+        .iter()
+        .map(
+            |t: &describe_topic_partitions_response::DescribeTopicPartitionsResponseTopic| {
+                (
+                    t.name.as_ref().unwrap().as_str().to_string(),
+                    t.error_code,
+                    t.partitions.len(),
+                )
+            },
+        )
+        .collect();
+    assert_eq!(
+        rest,
+        vec![
+            (b.clone(), 0, 1),
+            (
+                missing.clone(),
+                ResponseError::UnknownTopicOrPartition.code(),
+                0
+            )
+        ]
+    );
+    assert!(second.next_cursor.is_none());
+}

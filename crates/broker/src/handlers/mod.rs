@@ -10,6 +10,7 @@ mod api_versions;
 mod configs;
 mod delete_records;
 mod describe_cluster;
+mod describe_topic_partitions;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -42,6 +43,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -151,6 +153,9 @@ pub async fn handle(
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(&ctx, req))
+        }
+        RequestKind::DescribeTopicPartitions(req) => {
+            ResponseKind::DescribeTopicPartitions(describe_topic_partitions::handle(&ctx, req))
         }
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(groups::find_coordinator(&ctx, req).await)
