@@ -149,7 +149,9 @@ class AdminTest {
     String topic = Harness.unique("java-offsets");
     var tps = Clients.partitions(topic, 2);
     TopicPartition p0 = tps.get(0);
-    long base = 1_700_000_000_000L;
+    // Recent timestamps (old ones would fall to retention mid-test); the
+    // observations name them relative to base.
+    long base = System.currentTimeMillis() - 60_000;
     try (Admin admin = t.admin()) {
       Clients.createTopic(admin, topic, 2, Map.of());
       try (KafkaProducer<String, String> p = Clients.producer(t, Map.of())) {
@@ -157,21 +159,21 @@ class AdminTest {
         p.send(new ProducerRecord<>(topic, 0, base + 5, "late", "late"));   // offset 30, older timestamp
         p.flush();
       }
-      obs.put("earliest", offset(admin, p0, OffsetSpec.earliest()));
-      obs.put("latest", offset(admin, p0, OffsetSpec.latest()));
-      obs.put("max-timestamp", offset(admin, p0, OffsetSpec.maxTimestamp()));
-      obs.put("earliest-local", offset(admin, p0, OffsetSpec.earliestLocal()));
-      obs.put("by-time.before", offset(admin, p0, OffsetSpec.forTimestamp(base - 1000)));
-      obs.put("by-time.exact", offset(admin, p0, OffsetSpec.forTimestamp(base + 50)));
-      obs.put("by-time.between", offset(admin, p0, OffsetSpec.forTimestamp(base + 51)));
-      obs.put("by-time.after", offset(admin, p0, OffsetSpec.forTimestamp(base + 10_000)));
-      obs.put("empty-partition.latest", offset(admin, tps.get(1), OffsetSpec.latest()));
-      obs.put("empty-partition.max-timestamp", offset(admin, tps.get(1), OffsetSpec.maxTimestamp()));
+      obs.put("earliest", offset(admin, p0, OffsetSpec.earliest(), base));
+      obs.put("latest", offset(admin, p0, OffsetSpec.latest(), base));
+      obs.put("max-timestamp", offset(admin, p0, OffsetSpec.maxTimestamp(), base));
+      obs.put("earliest-local", offset(admin, p0, OffsetSpec.earliestLocal(), base));
+      obs.put("by-time.before", offset(admin, p0, OffsetSpec.forTimestamp(base - 1000), base));
+      obs.put("by-time.exact", offset(admin, p0, OffsetSpec.forTimestamp(base + 50), base));
+      obs.put("by-time.between", offset(admin, p0, OffsetSpec.forTimestamp(base + 51), base));
+      obs.put("by-time.after", offset(admin, p0, OffsetSpec.forTimestamp(base + 10_000), base));
+      obs.put("empty-partition.latest", offset(admin, tps.get(1), OffsetSpec.latest(), base));
+      obs.put("empty-partition.max-timestamp", offset(admin, tps.get(1), OffsetSpec.maxTimestamp(), base));
 
       var deleted = admin.deleteRecords(Map.of(p0, RecordsToDelete.beforeOffset(10))).lowWatermarks().get(p0).get();
       assertEquals(10, obs.put("delete-records.low-watermark", deleted.lowWatermark()));
-      obs.put("after-delete.earliest", offset(admin, p0, OffsetSpec.earliest()));
-      obs.put("after-delete.by-time.before", offset(admin, p0, OffsetSpec.forTimestamp(base - 1000)));
+      obs.put("after-delete.earliest", offset(admin, p0, OffsetSpec.earliest(), base));
+      obs.put("after-delete.by-time.before", offset(admin, p0, OffsetSpec.forTimestamp(base - 1000), base));
       obs.error("delete-records.beyond-hw", () -> admin.deleteRecords(Map.of(p0, RecordsToDelete.beforeOffset(99))).all().get());
       var all = admin.deleteRecords(Map.of(tps.get(1), RecordsToDelete.beforeOffset(-1))).lowWatermarks().get(tps.get(1)).get();
       obs.put("delete-records.minus-one.empty", all.lowWatermark());
@@ -278,9 +280,10 @@ class AdminTest {
     }
   }
 
-  static String offset(Admin admin, TopicPartition tp, OffsetSpec spec) throws Exception {
+  static String offset(Admin admin, TopicPartition tp, OffsetSpec spec, long base) throws Exception {
     var r = admin.listOffsets(Map.of(tp, spec)).all().get(30, TimeUnit.SECONDS).get(tp);
-    return r.offset() + "@" + r.timestamp() + (r.leaderEpoch().isPresent() ? "" : " (no epoch)");
+    String ts = r.timestamp() < 0 ? String.valueOf(r.timestamp()) : "base+" + (r.timestamp() - base);
+    return r.offset() + "@" + ts + (r.leaderEpoch().isPresent() ? "" : " (no epoch)");
   }
 
   static Config describe(Admin admin, ConfigResource res) throws Exception {

@@ -45,6 +45,9 @@ class ProducerTest {
   void idempotentProducer(Target t, String codec) throws Exception {
     var obs = t.observe("producer.idempotent." + codec);
     String topic = Harness.unique("java-idem");
+    // Recent timestamps: records far in the past would fall to retention
+    // (7 days) in the middle of the test, on Kafka and Strom alike.
+    long base = System.currentTimeMillis() - 60_000;
     try (Admin admin = t.admin()) {
       Clients.createTopic(admin, topic, 3, Map.of());
       List<Future<RecordMetadata>> sent = new ArrayList<>();
@@ -52,7 +55,7 @@ class ProducerTest {
           "enable.idempotence", true, "max.in.flight.requests.per.connection", 5, "linger.ms", 0,
           "compression.type", codec))) {
         for (int i = 0; i < 3 * PER_PARTITION; i++) {
-          sent.add(p.send(new ProducerRecord<>(topic, i % 3, 1_700_000_000_000L + i, "k" + i, "v" + i)));
+          sent.add(p.send(new ProducerRecord<>(topic, i % 3, base + i, "k" + i, "v" + i)));
         }
         p.flush();
       }
@@ -61,7 +64,7 @@ class ProducerTest {
       for (int i = 0; i < sent.size(); i++) {
         RecordMetadata md = sent.get(i).get(30, TimeUnit.SECONDS);
         assertEquals(i % 3, md.partition());
-        assertEquals(1_700_000_000_000L + i, md.timestamp(), "CreateTime kept");
+        assertEquals(base + i, md.timestamp(), "CreateTime kept");
         offsets.computeIfAbsent(md.partition(), k -> new ArrayList<>()).add(md.offset());
       }
       for (var e : offsets.entrySet()) {
@@ -82,7 +85,7 @@ class ProducerTest {
       var latest = admin.listOffsets(Map.of(tps.get(0), OffsetSpec.latest())).all().get();
       assertEquals(PER_PARTITION, obs.put("hw.p0", latest.get(tps.get(0)).offset()));
       var maxTs = admin.listOffsets(Map.of(tps.get(1), OffsetSpec.maxTimestamp())).all().get().get(tps.get(1));
-      obs.put("max-timestamp.p1", maxTs.offset() + "@" + maxTs.timestamp());
+      obs.put("max-timestamp.p1", maxTs.offset() + "@base+" + (maxTs.timestamp() - base));
       // DescribeProducers: one idempotent producer, its last sequence.
       var producers = admin.describeProducers(List.of(tps.get(2))).partitionResult(tps.get(2)).get().activeProducers();
       assertEquals(1, obs.put("producers.p2", producers.size()));
@@ -155,7 +158,9 @@ class ProducerTest {
         assertEquals(22L, obs.put("open.hw.p0", hw));
         assertEquals(21L, obs.put("open.lso.p0", lso));
         try (KafkaConsumer<String, String> c = Clients.consumer(t, Map.of("isolation.level", "read_committed"))) {
-          obs.put("open.consumer-end-offsets", c.endOffsets(tps));
+          Map<Integer, Long> ends = new TreeMap<>();
+          c.endOffsets(tps).forEach((tp, end) -> ends.put(tp.partition(), end));
+          obs.put("open.consumer-end-offsets", ends);
         }
         TransactionDescription td = admin.describeTransactions(List.of(txnId)).description(txnId).get();
         obs.put("open.describe.state", td.state());
