@@ -56,7 +56,7 @@ VENV=${STROM_VENV:-$CACHE/strom-venv}
 # This script's own knobs stay in this shell, out of the tests' environment.
 export -n STROM_CACHE_DIR STROM_VENV STROM_KEEP_TMP STROM_TEST_BOOTSTRAP 2>/dev/null || true
 # compat/java's knobs come from this script only.
-unset COMPAT_KAFKA COMPAT_KAFKA_BOOTSTRAP COMPAT_KAFKA_CLASSES COMPAT_TARGETS COMPAT_UPDATE_DOCS 2>/dev/null || true
+unset COMPAT_KAFKA COMPAT_KAFKA_BOOTSTRAP COMPAT_KAFKA_CLASSES COMPAT_TARGETS COMPAT_UPDATE_DOCS COMPAT_OTHER_CLUSTER 2>/dev/null || true
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/strom-target}
 export PYTHONDONTWRITEBYTECODE=1
 export KAFKAJS_NO_PARTITIONER_WARNING=1
@@ -365,6 +365,8 @@ stop_reference_kafka() {
 # producer, consumer, admin and API-version scenarios, the full tier all.
 run_java_suite() {
   local -a env=(env)
+  # Against another cluster, its API versions are not Strom's.
+  if [ -n "${STROM_TEST_BOOTSTRAP:-}" ]; then env+=(COMPAT_OTHER_CLUSTER=1); fi
   if [ -n "${COMPAT_KAFKA_BOOTSTRAP:-}" ] && [ "$FULL" != 1 ]; then
     env+=(COMPAT_KAFKA_CLASSES=ProducerTest,ConsumerTest,AdminTest,ApiVersionsTest)
   fi
@@ -387,15 +389,17 @@ elif start_broker; then
     if [ "$FULL" = 1 ]; then
       # The full tier checks the tests themselves: every client suite
       # against Apache Kafka as well.
-      STROM_BOOTSTRAP_SAVED=$STROM_BOOTSTRAP
-      export STROM_BOOTSTRAP=$COMPAT_KAFKA_BOOTSTRAP
-      run_suite py-vs-kafka pytest timeout 900 "$VENV/bin/python" -m pytest -v compat/clients/python
-      run_suite kafkajs-vs-kafka node timeout 600 bash -c \
+      # Against another cluster: no Strom admin listener (test_metrics skips).
+      VS_KAFKA_ENV=(env -u STROM_ADMIN STROM_BOOTSTRAP="$COMPAT_KAFKA_BOOTSTRAP"
+        STROM_TEST_BOOTSTRAP="$COMPAT_KAFKA_BOOTSTRAP")
+      run_suite py-vs-kafka pytest timeout 900 "${VS_KAFKA_ENV[@]}" "$VENV/bin/python" -m pytest -v \
+        compat/clients/python
+      run_suite kafkajs-vs-kafka node timeout 600 "${VS_KAFKA_ENV[@]}" bash -c \
         'cd compat/clients/js && exec node --test --test-reporter=spec test/kafkajs.test.mjs'
       if [ -f compat/go/go.mod ]; then
-        run_suite go-vs-kafka go timeout 600 bash -c 'cd compat/go && exec go test -count=1 -parallel 8 -v ./...'
+        run_suite go-vs-kafka go timeout 600 "${VS_KAFKA_ENV[@]}" bash -c \
+          'cd compat/go && exec go test -count=1 -parallel 8 -v ./...'
       fi
-      export STROM_BOOTSTRAP=$STROM_BOOTSTRAP_SAVED
     fi
   else
     SUMMARY+=("$(printf '%-16s %-18s' java-compat 'FAILED (no reference Kafka)')")
