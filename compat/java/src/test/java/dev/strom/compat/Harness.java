@@ -65,7 +65,16 @@ public final class Harness {
 
   /** The runtime classpath Maven resolved (dependency:build-classpath). */
   public static String classpath() {
-    String file = System.getProperty("compat.classpath.file", "target/classpath.txt");
+    String file = System.getProperty("compat.classpath.file");
+    if (file == null) {
+      // Beside target/test-classes, wherever the JVM was started.
+      try {
+        Path classes = Path.of(Harness.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        file = classes.getParent().resolve("classpath.txt").toString();
+      } catch (Exception e) {
+        file = "target/classpath.txt";
+      }
+    }
     try {
       String deps = Files.readString(Path.of(file)).trim();
       Path testClasses = Path.of(file).toAbsolutePath().getParent().resolve("test-classes");
