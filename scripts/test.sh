@@ -166,8 +166,8 @@ if command -v go >/dev/null; then go version; fi
 "$VENV/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0], "/ kafka-python", kafka.__version__)'
 echo "kafkajs $(node -p 'require("./compat/clients/js/node_modules/kafkajs/package.json").version')"
 kcat -V 2>&1 | grep -m1 Version || true
-java -version 2>&1 | head -n1
-mvn -v 2>/dev/null | head -n1
+java -version 2>&1 | sed -n 1p || true
+mvn -v 2>/dev/null | sed -n 1p || true
 
 # --------------------------------------------------------------------------
 # 2. Build once.
