@@ -61,6 +61,16 @@ impl OffsetIndex {
         self.entries.get(n).map(|&(_, p)| u64::from(p))
     }
 
+    /// The position of the last indexed batch that starts at or before
+    /// `limit` and ends below `upper` (its key is its last offset).
+    pub fn last_position_within(&self, base_offset: i64, upper: i64, limit: u64) -> Option<u64> {
+        let relative = upper - base_offset;
+        let n = self
+            .entries
+            .partition_point(|&(o, p)| i64::from(o) < relative && u64::from(p) <= limit);
+        n.checked_sub(1).map(|i| u64::from(self.entries[i].1))
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * OFFSET_ENTRY_LEN);
         for &(o, p) in &self.entries {

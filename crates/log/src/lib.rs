@@ -88,6 +88,7 @@ mod index;
 mod log;
 pub mod producer_state;
 pub mod records;
+mod read;
 mod recovery;
 mod retention;
 mod segment;
@@ -101,6 +102,7 @@ pub use compaction::{CleanerOptions, CompactionReport, CompactionSkipped};
 pub use config::{CleanupPolicy, FlushPolicy, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, BatchLocation, FsyncObserver, PartitionLog, ReadResult};
+pub use read::{FileSlice, SliceRead};
 pub use recovery::RecoveryReport;
 pub use storage::{StdStorage, Storage, StorageFile};
 

@@ -55,6 +55,13 @@ pub trait StorageFile: Send + Sync + Debug {
     }
     /// Last modification time in milliseconds since the epoch, if known.
     fn modified_ms(&self) -> io::Result<Option<i64>>;
+    /// The real file behind this one, if there is one: lets the broker send
+    /// a range of it to a socket without copying (sendfile). A backend that
+    /// injects faults or simulates crashes returns `None`, so every read
+    /// goes through [`StorageFile::read_at`].
+    fn std_file(&self) -> Option<&File> {
+        None
+    }
 }
 
 /// [`Storage`] on the real file system (`std::fs`).
@@ -152,6 +159,10 @@ impl StorageFile for StdFile {
 
     fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, position)
+    }
+
+    fn std_file(&self) -> Option<&File> {
+        Some(&self.file)
     }
 
     fn sync(&self) -> io::Result<()> {

@@ -101,6 +101,61 @@ proptest! {
         }
     }
 
+    /// `read_slice` (what Fetch sends with sendfile) names exactly the
+    /// batches a linear scan picks: from the one holding the offset, whole
+    /// batches within the budget (the first always), below the upper bound,
+    /// within one segment.
+    #[test]
+    fn read_slice_matches_linear_scan(
+        specs in batch_specs(60),
+        segment_bytes in 200u64..4000,
+        index_interval_bytes in 0u32..900,
+        reads in prop::collection::vec((0f64..1.0, 0usize..3000, prop::option::of(0f64..1.2)), 1..40),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { segment_bytes, index_interval_bytes, ..small_config() };
+        let log = open(dir.path(), config);
+        for (i, &(records, value_len, compression, jitter)) in specs.iter().enumerate() {
+            let input = batch_with(records, value_len, T0 + jitter, COMPRESSIONS[compression]);
+            log.append(&input, T0 + i as i64).unwrap();
+        }
+        let end = log.log_end_offset();
+        let on_disk = scan_dir(dir.path());
+        for (at, max_bytes, upper) in reads {
+            let offset = (at * end as f64) as i64;
+            let upper = upper.map(|u| (u * end as f64) as i64);
+            let bound = upper.map_or(end, |u| u.min(end));
+            let mut want: Vec<&OnDisk> = Vec::new();
+            if let Some(first) = on_disk.iter().position(|b| b.header.last_offset() >= offset) {
+                let segment = on_disk[first].segment_base_offset;
+                let mut size = 0;
+                for b in on_disk[first..].iter().take_while(|b| b.segment_base_offset == segment) {
+                    if b.header.last_offset() >= bound || (!want.is_empty() && size + b.bytes.len() > max_bytes) {
+                        break;
+                    }
+                    size += b.bytes.len();
+                    want.push(b);
+                }
+            }
+            let read = log.read_slice(offset, max_bytes, upper).unwrap();
+            prop_assert_eq!((read.log_start_offset, read.log_end_offset), (0, end));
+            match (read.slice, want.first(), want.last()) {
+                (None, None, None) => {}
+                (Some(slice), Some(first), Some(last)) => {
+                    let bytes: Vec<u8> = want.iter().flat_map(|b| b.bytes.iter().copied()).collect();
+                    prop_assert_eq!(&slice.read().unwrap()[..], &bytes[..]);
+                    prop_assert_eq!(slice.position(), first.position);
+                    prop_assert_eq!(slice.base_offset(), first.header.base_offset);
+                    prop_assert_eq!(slice.next_offset(), last.header.next_offset());
+                    // The test storage injects faults: no sendfile from it.
+                    prop_assert!(slice.file().is_none());
+                }
+                (got, _, _) => prop_assert!(false, "read_slice({}, {}, {:?}) = {:?}, want {} batches",
+                    offset, max_bytes, upper, got, want.len()),
+            }
+        }
+    }
+
     /// `batch_for_timestamp` returns the first batch (in offset order) whose
     /// max timestamp reaches the target, before and after a reopen.
     #[test]
@@ -416,4 +471,18 @@ fn concurrent_readers_see_whole_batches_while_appending() {
     for r in readers {
         r.join().unwrap();
     }
+}
+
+#[test]
+fn read_slice_on_the_real_file_system_offers_the_file_for_sendfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = PartitionLog::open(dir.path(), small_config(), true).unwrap();
+    let input = batch(3, 50, T0);
+    log.append(&input, T0).unwrap();
+    let slice = log.read_slice(1, 1 << 20, None).unwrap().slice.unwrap();
+    let file = slice.file().expect("StdStorage has a real file");
+    let mut sent = vec![0u8; slice.len() as usize];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut sent, slice.position()).unwrap();
+    assert_eq!(sent, stored(&input, 0));
+    assert_eq!((slice.base_offset(), slice.next_offset()), (0, 3));
 }
