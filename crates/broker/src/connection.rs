@@ -12,12 +12,14 @@
 
 use crate::handlers;
 use crate::metrics::RequestTimes;
+use crate::response::{Part, Response};
 use crate::server::BrokerContext;
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Duration};
@@ -179,13 +181,7 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
         };
         match result {
             Ok(Some(response)) => {
-                let result = async {
-                    writer.write_u32(response.len() as u32).await?;
-                    writer.write_all(&response).await?;
-                    writer.flush().await
-                }
-                .await;
-                if let Err(e) = result {
+                if let Err(e) = write_response(&mut writer, &response).await {
                     context.metrics.request_done(header, times);
                     tracing::debug!(%peer, error = %e, "write failed");
                     break;
@@ -203,6 +199,69 @@ pub async fn serve(context: Arc<BrokerContext>, stream: TcpStream, peer: SocketA
         }
     }
     tracing::debug!(%peer, "connection closed");
+}
+
+/// Sends one response with its size prefix; file ranges go from the page
+/// cache to the socket with sendfile.
+pub async fn write_response(
+    writer: &mut BufWriter<OwnedWriteHalf>,
+    response: &Response,
+) -> std::io::Result<()> {
+    writer.write_u32(response.len() as u32).await?;
+    for part in response.parts() {
+        match part {
+            Part::Bytes(bytes) => writer.write_all(bytes).await?,
+            Part::File(slice) => {
+                writer.flush().await?;
+                let stream: &TcpStream = writer.get_ref().as_ref();
+                match slice.file() {
+                    Some(file) => send_file(stream, file, slice.position(), slice.len()).await?,
+                    // Not from real files (the fetch handler copies those).
+                    None => {
+                        let bytes = slice
+                            .read()
+                            .map_err(|e| std::io::Error::other(e.to_string()))?;
+                        writer.write_all(&bytes).await?;
+                    }
+                }
+            }
+        }
+    }
+    writer.flush().await
+}
+
+/// Sends `len` bytes of `file` from `position` with sendfile(2), waiting
+/// for the socket whenever its buffer is full. A file that ends early (it
+/// cannot, while the range names whole stored batches) is an error: the
+/// size prefix is already sent, so the connection must close.
+async fn send_file(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    mut position: u64,
+    len: u64,
+) -> std::io::Result<()> {
+    let end = position + len;
+    while position < end {
+        stream.writable().await?;
+        // sendfile moves at most 0x7ffff000 bytes per call.
+        let want = (end - position).min(1 << 30) as usize;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, file, Some(&mut position), want)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "log file ended before the fetched range was sent",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Reads `api_key`, `api_version` and `correlation_id` without decoding the

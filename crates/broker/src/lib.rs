@@ -32,6 +32,7 @@ pub mod internal_log;
 pub mod metadata;
 pub mod metrics;
 pub mod rate_limit;
+pub mod response;
 pub mod server;
 pub mod topic_config;
 pub mod topics;

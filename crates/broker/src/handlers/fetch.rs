@@ -1,7 +1,14 @@
 //! Fetch: whole stored batches from each requested partition, long-polling
 //! (woken by appends) until `min_bytes` are available or `max_wait_ms` passes.
+//!
+//! Records are not read into memory: each partition's batches are a file
+//! range (one segment's, as in Kafka) that the connection sends with
+//! sendfile ([`crate::response`]). Ranges below [`INLINE_BELOW`] bytes are
+//! read and copied instead, where a system call per partition would cost
+//! more than the copy.
 
 use super::{blocking, RequestContext};
+use crate::response::Placeholders;
 use crate::server::BrokerContext;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -13,6 +20,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_log::LogError;
 use uuid::Uuid;
+
+/// File ranges smaller than this are copied into the response.
+const INLINE_BELOW: u64 = 16 * 1024;
+
+/// The first Fetch version with flexible (compact) encodings.
+pub const FIRST_FLEXIBLE_VERSION: i16 = 12;
+
+/// What one pass over the partitions found.
+struct Pass {
+    responses: Vec<FetchableTopicResponse>,
+    /// Bytes of records in the response.
+    bytes: usize,
+    /// Some partition had an error.
+    errors: bool,
+    /// The file ranges the response's records stand for.
+    files: Placeholders,
+    /// Per topic with records: name, bytes and offsets returned.
+    fetched: Vec<(String, u64, u64)>,
+}
 
 #[derive(Clone)]
 struct PartitionFetch {
@@ -28,7 +54,12 @@ struct TopicFetch {
     partitions: Vec<PartitionFetch>,
 }
 
-pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchResponse {
+/// Answers a Fetch; the response's records are placeholders for the
+/// returned file ranges (see [`crate::response::Response::splice`]).
+pub async fn handle(
+    ctx: &RequestContext<'_>,
+    request: FetchRequest,
+) -> (FetchResponse, Placeholders) {
     let b = ctx.broker;
     let read_committed = request.isolation_level == 1;
     let topics: Vec<TopicFetch> = request
@@ -58,22 +89,24 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
         let appended = b.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (responses, bytes, errors) = {
+        let pass = {
             let b = b.clone();
             let topics = topics.clone();
             blocking(move || read_all(&b, &topics, max_bytes, read_committed)).await
         };
-        if bytes >= min_bytes
+        if pass.bytes >= min_bytes
             || topics.is_empty()
-            || errors
+            || pass.errors
             || Instant::now() >= deadline
             || *shutdown.borrow()
         {
+            for (topic, bytes, offsets) in &pass.fetched {
+                b.metrics.fetched(topic, *bytes, *offsets);
+            }
             let response = FetchResponse::default()
-                .with_responses(responses)
+                .with_responses(pass.responses)
                 .with_session_id(0);
-            b.metrics.fetched(b, &response);
-            return response;
+            return (response, pass.files);
         }
         tokio::select! {
             _ = appended => {}
@@ -83,19 +116,21 @@ pub async fn handle(ctx: &RequestContext<'_>, request: FetchRequest) -> FetchRes
     }
 }
 
-/// One pass over every requested partition. Returns the responses, the
-/// bytes of records in them, and whether any partition had an error.
+/// One pass over every requested partition.
 fn read_all(
     b: &Arc<BrokerContext>,
     topics: &[TopicFetch],
     max_bytes: usize,
     read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> Pass {
     let mut total = 0usize;
     let mut errors = false;
+    let mut files = Placeholders::default();
+    let mut fetched = Vec::new();
     let mut responses = Vec::with_capacity(topics.len());
     for t in topics {
         let topic = super::metadata::find_topic(b, t.name.as_str(), t.id);
+        let (mut topic_bytes, mut topic_offsets) = (0u64, 0u64);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let mut data = PartitionData::default()
@@ -136,7 +171,7 @@ fn read_all(
             // aborted transactions in the range, for the client to skip.
             let last_stable = log.last_stable_offset();
             let upper = read_committed.then_some(last_stable);
-            match log.read(p.fetch_offset, limit, upper) {
+            match log.read_slice(p.fetch_offset, limit, upper) {
                 Ok(read) => {
                     if read_committed {
                         let aborted = log
@@ -150,17 +185,35 @@ fn read_all(
                             .collect();
                         data = data.with_aborted_transactions(Some(aborted));
                     }
-                    let mut records = read.records;
                     // Only the first non-empty partition may exceed the limits (KIP-74).
-                    if total > 0 && records.len() > limit {
-                        records = Bytes::new();
-                    }
-                    total += records.len();
-                    data = data
-                        .with_high_watermark(read.log_end_offset)
-                        .with_last_stable_offset(last_stable)
-                        .with_log_start_offset(read.log_start_offset)
-                        .with_records(Some(records));
+                    let slice = read
+                        .slice
+                        .filter(|s| total == 0 || s.len() as usize <= limit);
+                    let records = match slice {
+                        None => Ok(Bytes::new()),
+                        Some(slice) => {
+                            total += slice.len() as usize;
+                            topic_bytes += slice.len();
+                            topic_offsets += (slice.next_offset() - p.fetch_offset).max(0) as u64;
+                            if slice.len() < INLINE_BELOW || slice.file().is_none() {
+                                slice.read()
+                            } else {
+                                Ok(files.add(slice))
+                            }
+                        }
+                    };
+                    data = match records {
+                        Ok(records) => data
+                            .with_high_watermark(read.log_end_offset)
+                            .with_last_stable_offset(last_stable)
+                            .with_log_start_offset(read.log_start_offset)
+                            .with_records(Some(records)),
+                        Err(e) => {
+                            tracing::error!(topic = %partition.topic, partition = p.index, error = %e, "read failed");
+                            errors = true;
+                            data.with_error_code(crate::error::log_error_code(&e).code())
+                        }
+                    };
                 }
                 Err(LogError::OffsetOutOfRange {
                     log_start, log_end, ..
@@ -180,6 +233,11 @@ fn read_all(
             }
             partitions.push(data);
         }
+        if topic_bytes > 0 {
+            if let Ok(topic) = &topic {
+                fetched.push((topic.name.to_string(), topic_bytes, topic_offsets));
+            }
+        }
         responses.push(
             FetchableTopicResponse::default()
                 .with_topic(t.name.clone())
@@ -187,5 +245,11 @@ fn read_all(
                 .with_partitions(partitions),
         );
     }
-    (responses, total, errors)
+    Pass {
+        responses,
+        bytes: total,
+        errors,
+        files,
+        fetched,
+    }
 }

@@ -21,6 +21,7 @@ mod txn;
 mod txn_admin;
 
 use crate::connection::{peek_header, ConnectionError};
+use crate::response::{Placeholders, Response};
 use crate::server::BrokerContext;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -89,7 +90,7 @@ pub async fn handle(
     broker: &Arc<BrokerContext>,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<Option<BytesMut>, ConnectionError> {
+) -> Result<Option<Response>, ConnectionError> {
     let (raw_key, version, correlation_id) = peek_header(&frame).ok_or_else(|| {
         ConnectionError::Malformed(format!(
             "{}-byte frame is too short for a request header",
@@ -103,7 +104,7 @@ pub async fn handle(
             tracing::info!(%peer, version, "ApiVersions version not supported: answering with v0");
             let body = ResponseKind::ApiVersions(api_versions::unsupported_version_response());
             broker.metrics.response_errors(api_key, &body);
-            return encode_response(api_key, 0, correlation_id, &body).map(Some);
+            return encode_response(api_key, 0, correlation_id, &body).map(|b| Some(b.into()));
         }
         return Err(ConnectionError::UnsupportedVersion {
             api: format!("{api_key:?}"),
@@ -119,6 +120,8 @@ pub async fn handle(
         peer,
     };
     tracing::trace!(%peer, ?api_key, version, correlation_id, "request");
+    // Fetch's records, sent from their files once the rest is encoded.
+    let mut files = Placeholders::default();
     let response = match request {
         RequestKind::ApiVersions(req) => ResponseKind::ApiVersions(api_versions::handle(&ctx, req)),
         RequestKind::Metadata(req) => ResponseKind::Metadata(metadata::handle(&ctx, req).await),
@@ -126,7 +129,11 @@ pub async fn handle(
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(&ctx, req).await),
+        RequestKind::Fetch(req) => {
+            let (response, slices) = fetch::handle(&ctx, req).await;
+            files = slices;
+            ResponseKind::Fetch(response)
+        }
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(&ctx, req).await)
         }
@@ -221,7 +228,12 @@ pub async fn handle(
         }
     };
     broker.metrics.response_errors(api_key, &response);
-    encode_response(api_key, version, correlation_id, &response).map(Some)
+    let encoded = encode_response(api_key, version, correlation_id, &response)?;
+    if files.is_empty() {
+        return Ok(Some(encoded.into()));
+    }
+    let flexible = version >= fetch::FIRST_FLEXIBLE_VERSION;
+    Response::splice(encoded, files, flexible).map(Some)
 }
 
 /// Decodes a whole request frame (header and body) of a supported API and

@@ -16,7 +16,7 @@ use crate::connection::ConnectionError;
 use crate::rate_limit::RateLimiter;
 use crate::server::BrokerContext;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, FetchResponse};
+use kafka_protocol::messages::ApiKey;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -350,7 +350,7 @@ impl Metrics {
         );
         r.register(
             "fetch_records",
-            "Records returned by Fetch, by topic (whole batches, as stored)",
+            "Offsets Fetch advanced consumers by, by topic: records, plus control records and offsets removed by compaction",
             self.fetch_records.clone(),
         );
         r.register(
@@ -614,36 +614,14 @@ impl Metrics {
         });
     }
 
-    /// Counts what a Fetch response returns (bytes and records per topic).
-    pub fn fetched(&self, context: &BrokerContext, response: &FetchResponse) {
-        for topic in &response.responses {
-            let (mut bytes, mut records) = (0u64, 0u64);
-            for partition in &topic.partitions {
-                if let Some(data) = &partition.records {
-                    bytes += data.len() as u64;
-                    records += strom_log::batch::batches(data)
-                        .filter_map(Result::ok)
-                        .map(|b| b.header.record_count.max(0) as u64)
-                        .sum::<u64>();
-                }
-            }
-            if bytes == 0 {
-                continue;
-            }
-            // From v13 the response names topics by id only.
-            let by_id;
-            let mut name = topic.topic.as_str();
-            if name.is_empty() && !topic.topic_id.is_nil() {
-                if let Some(t) = context.topics.get_by_id(topic.topic_id) {
-                    by_id = t;
-                    name = by_id.name.as_str();
-                }
-            }
-            self.with_topic_series(name, |series| {
-                series.fetch_bytes.inc_by(bytes);
-                series.fetch_records.inc_by(records);
-            });
-        }
+    /// Counts what a Fetch response returns for one topic: bytes of
+    /// batches and the offsets they span (records, plus control records
+    /// and offsets compaction removed; counted without reading the batches).
+    pub fn fetched(&self, topic: &str, bytes: u64, offsets: u64) {
+        self.with_topic_series(topic, |series| {
+            series.fetch_bytes.inc_by(bytes);
+            series.fetch_records.inc_by(offsets);
+        });
     }
 
     /// Reads partition, group and process state into the scrape-time
