@@ -379,7 +379,8 @@ func TestFranzErrors(t *testing.T) {
 	// is not appended; a partition the topic lacks is UNKNOWN_TOPIC_OR_PARTITION.
 	small := uniqueName("franz-small")
 	createTopic(t, adm, small, 1, map[string]*string{"max.message.bytes": str("1024")})
-	cl := newKgo(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(),
+	// Idempotent: kgo's default.
+	cl := newKgo(t, kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordRetries(2))
 	big := &kgo.Record{Topic: small, Value: make([]byte, 4000)}
@@ -459,8 +460,7 @@ func franzProduce(t *testing.T, topic, codec string, rs []rec) {
 	t.Helper()
 	cl := newKgo(t,
 		kgo.DefaultProduceTopic(topic),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.DisableIdempotentWrite(), // InitProducerId is not implemented yet
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent: kgo's default
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgoCodecs[codec]),
 		kgo.ProducerLinger(20*time.Millisecond),
@@ -648,6 +648,230 @@ func checkListOffsets(t *testing.T, adm *kadm.Client, topic string, rs []rec) {
 	}
 	if answered != partitions {
 		t.Errorf("ListOffsets after everything: %d partitions answered, want %d", answered, partitions)
+	}
+}
+
+// franzConsumeExactly is franzConsume, then half a second more in which
+// nothing else may arrive.
+func franzConsumeExactly(t *testing.T, topic string, from map[int32]kgo.Offset, n int, opts ...kgo.Opt) []*kgo.Record {
+	t.Helper()
+	cl := newKgo(t, append([]kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+	}, opts...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records before the timeout", len(out), n)
+		}
+		fs.EachError(func(tp string, p int32, err error) {
+			t.Errorf("fetch %s[%d]: %v", tp, p, err)
+		})
+		out = append(out, fs.Records()...)
+	}
+	more, cancelMore := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelMore()
+	for more.Err() == nil {
+		fs := cl.PollFetches(more)
+		for _, r := range fs.Records() {
+			t.Errorf("read a record beyond the %d expected: %d@%d %q", n, r.Partition, r.Offset, r.Value)
+		}
+	}
+	return out
+}
+
+// TestFranzIdempotentProducer: kgo's default idempotent producer, batches
+// of about 25 records with up to five requests in flight (kgo's limit with
+// idempotence), three partitions: each
+// record is acknowledged and stored once, in produce order, at contiguous
+// offsets, in batches carrying the producer ID InitProducerId gave.
+func TestFranzIdempotentProducer(t *testing.T) {
+	t.Parallel()
+	adm := newKadm(t)
+	ctx := ctxT(t)
+	topic := uniqueName("franz-idem")
+	createTopic(t, adm, topic, partitions, nil)
+	rs := idempotentRecords(pastBase())
+	cl := newKgo(t,
+		kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(1024),
+		kgo.ProducerLinger(time.Millisecond),
+	)
+	krs := make([]*kgo.Record, len(rs))
+	index := map[*kgo.Record]int{}
+	for i, r := range rs {
+		krs[i] = toKgo(topic, r)
+		index[krs[i]] = i
+	}
+	results := cl.ProduceSync(ctx, krs...)
+	if err := results.FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	want := expectedOffsets(rs)
+	for _, res := range results {
+		i := index[res.Record]
+		if res.Record.Partition != rs[i].partition || res.Record.Offset != want[i] {
+			t.Errorf("record %d produced to %d@%d, want %d@%d", i, res.Record.Partition, res.Record.Offset, rs[i].partition, want[i])
+		}
+	}
+	pid, epoch, err := cl.ProducerID(ctx)
+	if err != nil || pid < 0 || epoch < 0 {
+		t.Fatalf("ProducerID: %d/%d, %v; want an id from InitProducerId", pid, epoch, err)
+	}
+
+	got := franzConsumeExactly(t, topic, startAll(partitions), len(rs))
+	var cs []consumed
+	for _, r := range got {
+		if r.ProducerID != pid || r.ProducerEpoch != epoch {
+			t.Errorf("%d@%d: producer %d/%d, want %d/%d", r.Partition, r.Offset, r.ProducerID, r.ProducerEpoch, pid, epoch)
+		}
+		cs = append(cs, fromKgo(r))
+	}
+	checkOnceInOrder(t, rs, cs)
+	end, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("ListEndOffsets: %v", err)
+	}
+	for p := int32(0); p < partitions; p++ {
+		if o, ok := end.Lookup(topic, p); !ok || o.Offset != idempotentPerPartition {
+			t.Errorf("end offset of partition %d: %+v, want %d", p, o, idempotentPerPartition)
+		}
+	}
+}
+
+// TestFranzTransactions: a GroupTransactSession reads an input topic in a
+// consumer group and writes to a two-partition topic: the first transaction
+// (5 input records read) commits, the second (5 more read) aborts.
+// read_committed reads exactly the committed records; read_uncommitted the
+// aborted ones too, after the COMMIT marker's offset; the markers take an
+// offset each; the group's offset is where the committed transaction left it.
+func TestFranzTransactions(t *testing.T) {
+	t.Parallel()
+	adm := newKadm(t)
+	ctx := ctxT(t)
+	topic := uniqueName("franz-txn")
+	source := uniqueName("franz-txn-source")
+	group := uniqueName("franz-txn-group")
+	createTopic(t, adm, topic, txnPartitions, nil)
+	createTopic(t, adm, source, 1, nil)
+	input := newKgo(t, kgo.DefaultProduceTopic(source))
+	var in []*kgo.Record
+	for i := 0; i < txnGroupOffsetAborted; i++ {
+		in = append(in, &kgo.Record{Value: []byte(fmt.Sprintf("in-%d", i))})
+	}
+	if err := input.ProduceSync(ctx, in...).FirstErr(); err != nil {
+		t.Fatalf("produce the input: %v", err)
+	}
+
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(seeds()...),
+		kgo.ClientID("strom-compat-franz"),
+		kgo.TransactionalID(uniqueName("franz-txn-id")),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(source),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.DefaultProduceTopic(topic),
+		kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.HeartbeatInterval(300*time.Millisecond),
+	)
+	if err != nil {
+		t.Fatalf("NewGroupTransactSession: %v", err)
+	}
+	defer sess.Close()
+	for _, tx := range []struct {
+		kind       string
+		count      int
+		from, read int64 // input offsets read: from..read-1
+		end        kgo.TransactionEndTry
+	}{
+		{"commit", txnCommitted, 0, txnGroupOffsetCommitted, kgo.TryCommit},
+		{"abort", txnAborted, txnGroupOffsetCommitted, txnGroupOffsetAborted, kgo.TryAbort},
+	} {
+		// Exactly the input records up to tx.read, so that the offset the
+		// transaction would commit is known.
+		next := tx.from
+		for next < tx.read {
+			rs := sess.PollRecords(ctx, int(tx.read-next))
+			if ctx.Err() != nil {
+				t.Fatalf("%s: read the input up to %d of %d", tx.kind, next, tx.read)
+			}
+			rs.EachError(func(tp string, p int32, err error) { t.Fatalf("%s: fetch %s[%d]: %v", tx.kind, tp, p, err) })
+			for _, r := range rs.Records() {
+				if r.Offset != next {
+					t.Fatalf("%s: input offset %d, want %d", tx.kind, r.Offset, next)
+				}
+				next++
+			}
+		}
+		if err := sess.Begin(); err != nil {
+			t.Fatalf("%s: Begin: %v", tx.kind, err)
+		}
+		var out []*kgo.Record
+		for p := int32(0); p < txnPartitions; p++ {
+			for i := 0; i < tx.count; i++ {
+				out = append(out, &kgo.Record{Partition: p, Value: txnValue(tx.kind, p, i)})
+			}
+		}
+		if err := sess.ProduceSync(ctx, out...).FirstErr(); err != nil {
+			t.Fatalf("%s: produce: %v", tx.kind, err)
+		}
+		committed, err := sess.End(ctx, tx.end)
+		if err != nil || committed != (tx.end == kgo.TryCommit) {
+			t.Fatalf("%s: End: committed %v, %v", tx.kind, committed, err)
+		}
+	}
+
+	read := func(level kgo.IsolationLevel, n int) []txnRead {
+		var out []txnRead
+		for _, r := range franzConsumeExactly(t, topic, startAll(txnPartitions), n, kgo.FetchIsolationLevel(level)) {
+			out = append(out, txnRead{r.Partition, r.Offset, string(r.Value)})
+		}
+		return out
+	}
+	checkTxnRead(t, read(kgo.ReadCommitted(), txnPartitions*txnCommitted), true)
+	checkTxnRead(t, read(kgo.ReadUncommitted(), txnPartitions*(txnCommitted+txnAborted)), false)
+
+	// Both transactions are over: the last stable offset is the high
+	// watermark, past the ABORT marker.
+	for _, level := range []int8{0, 1} {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		req.IsolationLevel = level
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		for p := int32(0); p < txnPartitions; p++ {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition = p
+			rp.Timestamp = -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, adminKgo(t))
+		if err != nil {
+			t.Fatalf("ListOffsets latest (isolation %d): %v", level, err)
+		}
+		for _, rtp := range resp.Topics {
+			for _, rp := range rtp.Partitions {
+				if rp.ErrorCode != 0 || rp.Offset != txnEndOffset {
+					t.Errorf("latest offset of partition %d (isolation %d): %d, error %d; want %d",
+						rp.Partition, level, rp.Offset, rp.ErrorCode, txnEndOffset)
+				}
+			}
+		}
+	}
+
+	offsets, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("FetchOffsets %s: %v", group, err)
+	}
+	o, ok := offsets.Lookup(source, 0)
+	if !ok || o.Err != nil || o.At != txnGroupOffsetCommitted {
+		t.Errorf("group offset of %s[0]: %+v (present %v), want %d", source, o, ok, txnGroupOffsetCommitted)
 	}
 }
 
@@ -881,8 +1105,8 @@ func (m *groupMember) snapshot() (assigned []int32, records []*kgo.Record, errs 
 // naming the round, and returns them keyed by "partition/offset-in-round".
 func produceRound(t *testing.T, topic string, round, perPartition int) {
 	t.Helper()
-	cl := newKgo(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	// Idempotent: kgo's default.
+	cl := newKgo(t, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var krs []*kgo.Record
 	for i := 0; i < perPartition; i++ {
 		for p := int32(0); p < partitions; p++ {

@@ -41,7 +41,8 @@ func saramaConfig(v sarama.KafkaVersion) *sarama.Config {
 	cfg.Metadata.Retry.Max = 10
 	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
-	cfg.Producer.Idempotent = false // InitProducerId is not implemented yet
+	// Producer.Idempotent: Sarama's default (false); the idempotent and
+	// transactional scenarios turn it on.
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Return.Errors = true
 	cfg.Producer.Partitioner = sarama.NewManualPartitioner
@@ -570,6 +571,206 @@ func TestSaramaConsumerGroup(t *testing.T) {
 		}
 		if _, ok := groups[group]; ok {
 			t.Errorf("%s still listed after DeleteConsumerGroup", group)
+		}
+	})
+}
+
+// saramaIdempotentConfig is what Sarama requires of an idempotent producer:
+// acks=all (saramaConfig's already) and one request in flight.
+func saramaIdempotentConfig(v sarama.KafkaVersion) *sarama.Config {
+	cfg := saramaConfig(v)
+	cfg.Producer.Idempotent = true
+	cfg.Net.MaxOpenRequests = 1
+	return cfg
+}
+
+// saramaConsumeExactly reads want[p] records from each partition p from the
+// oldest offset, then half a second more in which nothing else may arrive,
+// and checks the high watermark each partition consumer saw.
+func saramaConsumeExactly(t *testing.T, cfg *sarama.Config, topic string, want, hwm map[int32]int) []*sarama.ConsumerMessage {
+	t.Helper()
+	consumer, err := sarama.NewConsumer(seeds(), cfg)
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	defer consumer.Close()
+	var out []*sarama.ConsumerMessage
+	for p := int32(0); p < int32(len(want)); p++ {
+		pc, err := consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
+		if err != nil {
+			t.Fatalf("ConsumePartition %d: %v", p, err)
+		}
+		deadline := time.After(timeout)
+		n := 0
+	read:
+		for {
+			var quiet <-chan time.Time
+			if n >= want[p] {
+				quiet = time.After(500 * time.Millisecond)
+			}
+			select {
+			case m := <-pc.Messages():
+				if n >= want[p] {
+					t.Errorf("partition %d: a record beyond the %d expected: offset %d %q", p, want[p], m.Offset, m.Value)
+				}
+				out = append(out, m)
+				n++
+			case err := <-pc.Errors():
+				t.Errorf("partition %d: %v", p, err)
+			case <-quiet:
+				break read
+			case <-deadline:
+				t.Errorf("partition %d: read %d of %d records before the timeout", p, n, want[p])
+				break read
+			}
+		}
+		if got := pc.HighWaterMarkOffset(); got != int64(hwm[p]) {
+			t.Errorf("partition %d: high watermark %d, want %d", p, got, hwm[p])
+		}
+		_ = pc.Close()
+	}
+	return out
+}
+
+// TestSaramaIdempotentProducer: Sarama's idempotent producer (one request in
+// flight, acks=all), requests of at most 10 records, three partitions: each
+// record is acknowledged and stored once, in produce order, at contiguous
+// offsets.
+func TestSaramaIdempotentProducer(t *testing.T) {
+	t.Parallel()
+	eachSaramaVersion(t, func(t *testing.T, v sarama.KafkaVersion) {
+		adm := newSaramaAdmin(t, v)
+		topic := uniqueName("sarama-idem")
+		saramaCreateTopic(t, adm, topic, partitions, nil)
+		rs := idempotentRecords(pastBase())
+
+		cfg := saramaIdempotentConfig(v)
+		cfg.Producer.Flush.MaxMessages = 10
+		producer, err := sarama.NewSyncProducer(seeds(), cfg)
+		if err != nil {
+			t.Fatalf("NewSyncProducer: %v", err)
+		}
+		defer producer.Close()
+		msgs := make([]*sarama.ProducerMessage, len(rs))
+		for i, r := range rs {
+			msgs[i] = &sarama.ProducerMessage{
+				Topic: topic, Partition: r.partition,
+				Key: sarama.ByteEncoder(r.key), Value: sarama.ByteEncoder(r.value),
+				Timestamp: time.UnixMilli(r.tsMillis),
+			}
+		}
+		if err := producer.SendMessages(msgs); err != nil {
+			t.Fatalf("SendMessages: %v", err)
+		}
+		want := expectedOffsets(rs)
+		for i, m := range msgs {
+			if m.Partition != rs[i].partition || m.Offset != want[i] {
+				t.Errorf("record %d produced to %d@%d, want %d@%d", i, m.Partition, m.Offset, rs[i].partition, want[i])
+			}
+		}
+
+		counts := map[int32]int{}
+		for p := int32(0); p < partitions; p++ {
+			counts[p] = idempotentPerPartition
+		}
+		var cs []consumed
+		for _, m := range saramaConsumeExactly(t, saramaConfig(v), topic, counts, counts) {
+			cs = append(cs, consumed{offset: m.Offset, rec: rec{partition: m.Partition, key: m.Key, value: m.Value, tsMillis: m.Timestamp.UnixMilli()}})
+		}
+		checkOnceInOrder(t, rs, cs)
+	})
+}
+
+// TestSaramaTransactions: a transactional producer (Transaction.ID) writes
+// to two partitions and commits a group offset (AddOffsetsToTxn) in each of
+// two transactions; the first commits, the second aborts. read_committed
+// reads exactly the committed records; read_uncommitted the aborted ones
+// too, after the COMMIT marker's offset; the markers take an offset each;
+// the group's offset is the committed transaction's.
+func TestSaramaTransactions(t *testing.T) {
+	t.Parallel()
+	eachSaramaVersion(t, func(t *testing.T, v sarama.KafkaVersion) {
+		adm := newSaramaAdmin(t, v)
+		topic := uniqueName("sarama-txn")
+		// The input topic a consume-transform-produce loop would read: only
+		// its group offset is committed here, but it has to exist.
+		source := uniqueName("sarama-txn-source")
+		group := uniqueName("sarama-txn-group")
+		saramaCreateTopic(t, adm, topic, txnPartitions, nil)
+		saramaCreateTopic(t, adm, source, 1, nil)
+
+		cfg := saramaIdempotentConfig(v)
+		cfg.Producer.Transaction.ID = uniqueName("sarama-txn-id")
+		producer, err := sarama.NewSyncProducer(seeds(), cfg)
+		if err != nil {
+			t.Fatalf("NewSyncProducer: %v", err)
+		}
+		defer producer.Close()
+		for _, tx := range []struct {
+			kind   string
+			count  int
+			offset int64
+		}{
+			{"commit", txnCommitted, txnGroupOffsetCommitted},
+			{"abort", txnAborted, txnGroupOffsetAborted},
+		} {
+			if err := producer.BeginTxn(); err != nil {
+				t.Fatalf("%s: BeginTxn: %v", tx.kind, err)
+			}
+			var msgs []*sarama.ProducerMessage
+			for p := int32(0); p < txnPartitions; p++ {
+				for i := 0; i < tx.count; i++ {
+					msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Value: sarama.ByteEncoder(txnValue(tx.kind, p, i))})
+				}
+			}
+			if err := producer.SendMessages(msgs); err != nil {
+				t.Fatalf("%s: SendMessages: %v", tx.kind, err)
+			}
+			offsets := map[string][]*sarama.PartitionOffsetMetadata{
+				source: {{Partition: 0, Offset: tx.offset, LeaderEpoch: -1}},
+			}
+			if err := producer.AddOffsetsToTxn(offsets, group); err != nil {
+				t.Fatalf("%s: AddOffsetsToTxn: %v", tx.kind, err)
+			}
+			if tx.kind == "commit" {
+				err = producer.CommitTxn()
+			} else {
+				err = producer.AbortTxn()
+			}
+			if err != nil {
+				t.Fatalf("%s: end the transaction: %v", tx.kind, err)
+			}
+		}
+
+		ends := map[int32]int{}
+		for p := int32(0); p < txnPartitions; p++ {
+			ends[p] = txnEndOffset
+		}
+		for _, readCommitted := range []bool{true, false} {
+			ccfg := saramaConfig(v)
+			counts := map[int32]int{}
+			for p := int32(0); p < txnPartitions; p++ {
+				counts[p] = txnCommitted + txnAborted
+			}
+			if readCommitted {
+				ccfg.Consumer.IsolationLevel = sarama.ReadCommitted
+				for p := range counts {
+					counts[p] = txnCommitted
+				}
+			}
+			var got []txnRead
+			for _, m := range saramaConsumeExactly(t, ccfg, topic, counts, ends) {
+				got = append(got, txnRead{m.Partition, m.Offset, string(m.Value)})
+			}
+			checkTxnRead(t, got, readCommitted)
+		}
+
+		resp, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{source: {0}})
+		if err != nil {
+			t.Fatalf("ListConsumerGroupOffsets: %v", err)
+		}
+		if b := resp.GetBlock(source, 0); b == nil || b.Err != sarama.ErrNoError || b.Offset != txnGroupOffsetCommitted {
+			t.Errorf("group offset of %s[0]: %+v, want %d", source, b, txnGroupOffsetCommitted)
 		}
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +259,99 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 			t.Fatalf("timed out after %s waiting for %s; last: %s", timeout, what, last)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// --- I: the idempotent producer --------------------------------------------
+
+// idempotentPerPartition records go to each partition, interleaved, in small
+// batches so that several are in flight at once.
+const idempotentPerPartition = 200
+
+// idempotentRecords: record j of partition p has key k-p-j and value
+// idem-p-j, so any duplicate or reordering shows in what is read back.
+func idempotentRecords(baseMillis int64) []rec {
+	out := make([]rec, 0, partitions*idempotentPerPartition)
+	for i := 0; i < partitions*idempotentPerPartition; i++ {
+		p, j := i%partitions, i/partitions
+		out = append(out, rec{
+			partition: int32(p),
+			key:       []byte(fmt.Sprintf("k-%d-%04d", p, j)),
+			value:     []byte(fmt.Sprintf("idem-p%d-%04d", p, j)),
+			tsMillis:  baseMillis + int64(i),
+		})
+	}
+	return out
+}
+
+// checkOnceInOrder: exactly the records produced, the same count, no value
+// twice, and in every partition the produce order at contiguous offsets
+// from 0.
+func checkOnceInOrder(t *testing.T, want []rec, got []consumed) {
+	t.Helper()
+	seen := map[string]int64{}
+	for _, c := range got {
+		if o, dup := seen[string(c.value)]; dup {
+			t.Errorf("%s read twice: at %d@%d and %d@%d", c.value, c.partition, o, c.partition, c.offset)
+		}
+		seen[string(c.value)] = c.offset
+	}
+	if len(got) != len(want) {
+		t.Errorf("read %d records, want %d", len(got), len(want))
+	}
+	checkPartitions(t, want, got)
+}
+
+// --- X: transactions -------------------------------------------------------
+
+// One transaction commits txnCommitted records to each of txnPartitions
+// partitions, the next aborts txnAborted more. Each partition then holds the
+// committed records at 0..C-1, the COMMIT marker at C, the aborted records
+// at C+1..C+A and the ABORT marker at C+A+1. Where the client can, each
+// transaction also commits a consumer group's offset of partition 0 of an
+// input topic; only the committed one may become the group's offset.
+const (
+	txnPartitions           = 2
+	txnCommitted            = 3
+	txnAborted              = 2
+	txnEndOffset            = txnCommitted + 1 + txnAborted + 1
+	txnGroupOffsetCommitted = 5
+	txnGroupOffsetAborted   = 10
+)
+
+type txnRead struct {
+	partition int32
+	offset    int64
+	value     string
+}
+
+func txnValue(kind string, p int32, i int) []byte {
+	return []byte(fmt.Sprintf("%s-p%d-%d", kind, p, i))
+}
+
+// txnExpected is what a consumer must read, per partition in offset order.
+func txnExpected(readCommitted bool) []txnRead {
+	var out []txnRead
+	for p := int32(0); p < txnPartitions; p++ {
+		for i := 0; i < txnCommitted; i++ {
+			out = append(out, txnRead{p, int64(i), string(txnValue("commit", p, i))})
+		}
+		if !readCommitted {
+			for i := 0; i < txnAborted; i++ {
+				out = append(out, txnRead{p, int64(txnCommitted + 1 + i), string(txnValue("abort", p, i))})
+			}
+		}
+	}
+	return out
+}
+
+func checkTxnRead(t *testing.T, got []txnRead, readCommitted bool) {
+	t.Helper()
+	// Partitions interleave; within one, the order is the log's.
+	sort.SliceStable(got, func(i, j int) bool { return got[i].partition < got[j].partition })
+	want := txnExpected(readCommitted)
+	level := map[bool]string{true: "read_committed", false: "read_uncommitted"}[readCommitted]
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s read %v, want %v", level, got, want)
 	}
 }

@@ -160,3 +160,79 @@ def time_queries(expected: list[Record]) -> list[list[tuple[int, int]]]:
         [(p, mine[p][-1].timestamp_ms) for p in partitions],
         [(p, last + 60_000) for p in partitions],
     ]
+
+
+# --- I: the idempotent producer ------------------------------------------
+# IDEMPOTENT_PER_PARTITION records to each of PARTITIONS partitions,
+# interleaved, in small batches so that several are in flight at once.
+IDEMPOTENT_PER_PARTITION = 200
+
+
+def idempotent_records(base_ts_ms: int | None = None) -> list[Record]:
+    """Record j of partition p has key k-p-j and value idem-p-j, so any
+    duplicate or reordering shows in what is read back."""
+    if base_ts_ms is None:
+        base_ts_ms = int(time.time() * 1000) - 3_600_000
+    out = []
+    for i in range(PARTITIONS * IDEMPOTENT_PER_PARTITION):
+        p, j = i % PARTITIONS, i // PARTITIONS
+        out.append(
+            Record(
+                partition=p,
+                key=f"k-{p}-{j:04d}".encode(),
+                value=f"idem-p{p}-{j:04d}".encode(),
+                headers=(),
+                timestamp_ms=base_ts_ms + i,
+            )
+        )
+    return out
+
+
+def check_exactly_once(expected: list[Record], consumed: list[Consumed]) -> None:
+    """Exactly the records produced: the same count, no value twice, and in
+    every partition the produce order at contiguous offsets 0..n-1."""
+    values = [c.value for c in consumed]
+    dups = sorted({v for v in values if values.count(v) > 1})
+    assert not dups, f"read more than once: {dups[:5]}"
+    assert len(consumed) == len(expected), f"read {len(consumed)} records, want {len(expected)}"
+    check_partitions(expected, consumed)
+
+
+# --- X: transactions -----------------------------------------------------
+# One transaction commits TXN_COMMITTED records to each of TXN_PARTITIONS
+# partitions, the next aborts TXN_ABORTED more. Each partition then holds
+# the committed records at 0..C-1, the COMMIT marker at C, the aborted
+# records at C+1..C+A and the ABORT marker at C+A+1.
+TXN_PARTITIONS = 2
+TXN_COMMITTED = 3
+TXN_ABORTED = 2
+TXN_END_OFFSET = TXN_COMMITTED + 1 + TXN_ABORTED + 1
+# Where the client can, each transaction also commits a consumer group's
+# offset of partition 0 of an input topic: the committed one this, the
+# aborted one that (which must never become the group's offset).
+TXN_GROUP_OFFSET_COMMITTED = 5
+TXN_GROUP_OFFSET_ABORTED = 10
+
+
+def txn_value(kind: str, partition: int, i: int) -> bytes:
+    return f"{kind}-p{partition}-{i}".encode()
+
+
+def txn_expected(read_committed: bool) -> list[tuple[int, int, bytes]]:
+    """(partition, offset, value) a consumer must read, per partition in offset order."""
+    out = []
+    for p in range(TXN_PARTITIONS):
+        out += [(p, i, txn_value("commit", p, i)) for i in range(TXN_COMMITTED)]
+        if not read_committed:
+            out += [(p, TXN_COMMITTED + 1 + i, txn_value("abort", p, i)) for i in range(TXN_ABORTED)]
+    return out
+
+
+def check_txn_read(consumed: list[Consumed], read_committed: bool) -> None:
+    want = txn_expected(read_committed)
+    got = [(c.partition, c.offset, c.value) for c in consumed]
+    # Partitions interleave differently from client to client; within one,
+    # the order is the log's.
+    got.sort(key=lambda t: t[0])
+    level = "read_committed" if read_committed else "read_uncommitted"
+    assert got == want, f"{level} read {got}, want {want}"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
+    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     Producer,
@@ -75,8 +77,8 @@ def produce(bootstrap: str, topic: str, records, codec: str) -> None:
             "acks": "all",
             "compression.type": codec,
             "linger.ms": 5,
-            # Idempotence (InitProducerId) belongs to a later issue.
-            "enable.idempotence": False,
+            # enable.idempotence left at librdkafka's default (false);
+            # test_idempotent_producer turns it on.
         }
     )
     reports: list[tuple[int, object, object]] = []
@@ -103,7 +105,7 @@ def produce(bootstrap: str, topic: str, records, codec: str) -> None:
         assert got[i] == (r.partition, want[i]), f"record {i}: delivered at {got[i]}"
 
 
-def consumer(bootstrap: str) -> Consumer:
+def consumer(bootstrap: str, isolation_level: str = "read_committed") -> Consumer:
     # confluent-kafka insists on a group.id, but with assign() and no commits
     # the group coordinator is never needed (groups: test_confluent_kafka_groups.py).
     return Consumer(
@@ -114,12 +116,16 @@ def consumer(bootstrap: str) -> Consumer:
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "error",
+            # librdkafka's default is read_committed.
+            "isolation.level": isolation_level,
         }
     )
 
 
-def consume_all(bootstrap: str, topic: str, partitions: int, expect: int) -> list[Consumed]:
-    c = consumer(bootstrap)
+def consume_all(
+    bootstrap: str, topic: str, partitions: int, expect: int, isolation_level: str = "read_committed"
+) -> list[Consumed]:
+    c = consumer(bootstrap, isolation_level)
     try:
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
         out: list[Consumed] = []
@@ -306,6 +312,151 @@ def test_produce_consume_roundtrip(bootstrap, codec):
         mine = per_partition[tp.partition]
         assert info.offset == len(mine) - 1, f"max_timestamp p{tp.partition}: offset {info.offset}"
         assert info.timestamp == mine[-1].timestamp_ms
+
+
+def test_idempotent_producer(bootstrap):
+    """I: enable.idempotence=true, many small batches with five in flight per
+    connection, three partitions: each record is delivered and stored once,
+    in produce order, at contiguous offsets, and the producer was given a
+    producer ID (InitProducerId)."""
+    admin = admin_client(bootstrap)
+    topic = scenario.unique_topic("confluent-idem")
+    create_topic(admin, topic)
+    records = scenario.idempotent_records()
+    stats: list[dict] = []
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
+            "batch.num.messages": 10,
+            "linger.ms": 1,
+            "compression.type": "lz4",
+            "statistics.interval.ms": 100,
+            "stats_cb": lambda raw: stats.append(json.loads(raw)),
+        }
+    )
+    reports: list[tuple[int, object, int, int]] = []
+    for i, r in enumerate(records):
+        producer.produce(
+            topic,
+            value=r.value,
+            key=r.key,
+            partition=r.partition,
+            timestamp=r.timestamp_ms,
+            on_delivery=lambda err, msg, i=i: reports.append((i, err, msg.partition(), msg.offset())),
+        )
+        producer.poll(0)
+    assert producer.flush(TIMEOUT) == 0, "records left undelivered"
+    errors = [(i, err) for i, err, _, _ in reports if err is not None]
+    assert not errors, f"delivery errors: {errors[:5]}"
+    assert len(reports) == len(records), f"{len(reports)} delivery reports for {len(records)} records"
+    want = scenario.expected_offsets(records)
+    got = {i: (p, o) for i, _, p, o in reports}
+    wrong = [(i, got[i], (r.partition, want[i])) for i, r in enumerate(records) if got[i] != (r.partition, want[i])]
+    assert not wrong, f"delivered at (record, got, want): {wrong[:5]}"
+
+    # librdkafka's statistics show the idempotence state and producer ID.
+    stats.clear()
+    wait_until(lambda: (producer.poll(0.1), stats)[1], "a statistics report")
+    eos = stats[-1].get("eos")
+    assert eos is not None, f"no eos section in the statistics: {sorted(stats[-1])}"
+    assert eos["idemp_state"] == "Assigned", eos
+    assert eos["producer_id"] >= 0 and eos["producer_epoch"] >= 0, eos
+
+    consumed = consume_all(bootstrap, topic, scenario.PARTITIONS, len(records))
+    scenario.check_exactly_once(records, consumed)
+    c = consumer(bootstrap)
+    try:
+        for p in range(scenario.PARTITIONS):
+            watermarks = c.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)
+            assert watermarks == (0, scenario.IDEMPOTENT_PER_PARTITION), f"partition {p}: {watermarks}"
+    finally:
+        c.close()
+
+
+def test_transactions(bootstrap):
+    """X: one transaction committed, one aborted, each writing to two
+    partitions and committing a group offset (send_offsets_to_transaction).
+    read_committed reads exactly the committed records; read_uncommitted
+    reads the aborted ones too, at the offsets after the COMMIT marker; the
+    markers take an offset each; the group's offset is the committed one."""
+    admin = admin_client(bootstrap)
+    topic = scenario.unique_topic("confluent-txn")
+    source = scenario.unique_topic("confluent-txn-source")
+    group = scenario.unique_topic("confluent-txn-group")
+    create_topic(admin, topic, partitions=scenario.TXN_PARTITIONS)
+    # The input topic a consume-transform-produce loop would read: only its
+    # group offset is committed here, but the broker wants the topic to exist.
+    create_topic(admin, source, partitions=1)
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": scenario.unique_topic("confluent-txn-id"),
+            "linger.ms": 5,
+        }
+    )
+    producer.init_transactions(TIMEOUT)
+    # Only its group metadata is used (group id, no generation: a
+    # consumer that never joined).
+    group_consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    errors = []
+    try:
+        metadata = group_consumer.consumer_group_metadata()
+        for kind, count, offset in (
+            ("commit", scenario.TXN_COMMITTED, scenario.TXN_GROUP_OFFSET_COMMITTED),
+            ("abort", scenario.TXN_ABORTED, scenario.TXN_GROUP_OFFSET_ABORTED),
+        ):
+            producer.begin_transaction()
+            for p in range(scenario.TXN_PARTITIONS):
+                for i in range(count):
+                    producer.produce(
+                        topic,
+                        value=scenario.txn_value(kind, p, i),
+                        partition=p,
+                        on_delivery=lambda err, msg: errors.append(err) if err else None,
+                    )
+            producer.send_offsets_to_transaction([TopicPartition(source, 0, offset)], metadata, TIMEOUT)
+            # Every record on the broker first: abort_transaction would
+            # purge the ones still queued, and they are to be in the log.
+            assert producer.flush(TIMEOUT) == 0, f"{kind}: records left undelivered"
+            if kind == "commit":
+                producer.commit_transaction(TIMEOUT)
+            else:
+                producer.abort_transaction(TIMEOUT)
+    finally:
+        group_consumer.close()
+    assert not errors, f"delivery errors: {errors[:5]}"
+
+    committed = consume_all(
+        bootstrap, topic, scenario.TXN_PARTITIONS, scenario.TXN_PARTITIONS * scenario.TXN_COMMITTED
+    )
+    scenario.check_txn_read(committed, read_committed=True)
+    everything = consume_all(
+        bootstrap,
+        topic,
+        scenario.TXN_PARTITIONS,
+        scenario.TXN_PARTITIONS * (scenario.TXN_COMMITTED + scenario.TXN_ABORTED),
+        isolation_level="read_uncommitted",
+    )
+    scenario.check_txn_read(everything, read_committed=False)
+
+    # Both transactions are over: the last stable offset is the high
+    # watermark, past the ABORT marker.
+    for level in ("read_committed", "read_uncommitted"):
+        c = consumer(bootstrap, level)
+        try:
+            for p in range(scenario.TXN_PARTITIONS):
+                watermarks = c.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)
+                assert watermarks == (0, scenario.TXN_END_OFFSET), f"{level} partition {p}: {watermarks}"
+        finally:
+            c.close()
+
+    fut = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [TopicPartition(source, 0)])])[group]
+    [tp] = fut.result(timeout=TIMEOUT).topic_partitions
+    assert tp.error is None, f"{tp}: {tp.error}"
+    assert tp.offset == scenario.TXN_GROUP_OFFSET_COMMITTED, f"group offset {tp.offset}, want the committed one"
 
 
 def test_delete_records(bootstrap):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka import errors as Errors
 from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
@@ -61,8 +61,7 @@ def produce(bootstrap: str, topic: str, records, codec: str) -> None:
         acks="all",
         compression_type=None if codec == "none" else codec,
         linger_ms=5,
-        # Idempotence (InitProducerId) belongs to a later issue.
-        enable_idempotence=False,
+        # Idempotent: kafka-python 3.0's default (enable_idempotence=True).
         request_timeout_ms=TIMEOUT_MS,
     )
     try:
@@ -86,7 +85,7 @@ def produce(bootstrap: str, topic: str, records, codec: str) -> None:
         producer.close(timeout=5)
 
 
-def consumer(bootstrap: str) -> KafkaConsumer:
+def consumer(bootstrap: str, isolation_level: str = "read_uncommitted") -> KafkaConsumer:
     # No group: manual assignment only (groups: test_kafka_python_groups.py).
     return KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -94,11 +93,14 @@ def consumer(bootstrap: str) -> KafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="none",
         request_timeout_ms=TIMEOUT_MS,
+        isolation_level=isolation_level,
     )
 
 
-def consume_all(bootstrap: str, topic: str, partitions: int, expect: int) -> list[Consumed]:
-    c = consumer(bootstrap)
+def consume_all(
+    bootstrap: str, topic: str, partitions: int, expect: int, isolation_level: str = "read_uncommitted"
+) -> list[Consumed]:
+    c = consumer(bootstrap, isolation_level)
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         c.assign(tps)
@@ -213,6 +215,143 @@ def test_produce_consume_roundtrip(bootstrap, codec):
                     assert found.timestamp == per_partition[p][want].timestamp_ms
     finally:
         c.close()
+
+
+def test_idempotent_producer(bootstrap):
+    """I: enable_idempotence=True, small batches with five in flight per
+    connection, three partitions: each record is acknowledged and stored
+    once, in produce order, at contiguous offsets."""
+    admin = admin_client(bootstrap)
+    try:
+        topic = scenario.unique_topic("kafka-python-idem")
+        create_topic(admin, topic)
+    finally:
+        admin.close()
+    records = scenario.idempotent_records()
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        max_in_flight_requests_per_connection=5,
+        # About ten of these records to a batch.
+        batch_size=512,
+        linger_ms=1,
+        request_timeout_ms=TIMEOUT_MS,
+    )
+    try:
+        futures = [
+            producer.send(
+                topic, value=r.value, key=r.key, partition=r.partition, timestamp_ms=r.timestamp_ms
+            )
+            for r in records
+        ]
+        producer.flush(timeout=TIMEOUT_MS / 1000)
+        want = scenario.expected_offsets(records)
+        got = [fut.get(timeout=TIMEOUT_MS / 1000) for fut in futures]
+        wrong = [
+            (i, (md.partition, md.offset), (r.partition, want[i]))
+            for i, (r, md) in enumerate(zip(records, got))
+            if (md.partition, md.offset) != (r.partition, want[i])
+        ]
+        assert not wrong, f"acknowledged at (record, got, want): {wrong[:5]}"
+    finally:
+        producer.close(timeout=5)
+
+    consumed = consume_all(bootstrap, topic, scenario.PARTITIONS, len(records))
+    scenario.check_exactly_once(records, consumed)
+    tps = [TopicPartition(topic, p) for p in range(scenario.PARTITIONS)]
+    c = consumer(bootstrap)
+    try:
+        assert c.end_offsets(tps, timeout_ms=TIMEOUT_MS) == {
+            tp: scenario.IDEMPOTENT_PER_PARTITION for tp in tps
+        }
+    finally:
+        c.close()
+
+
+def test_transactions(bootstrap):
+    """X: one transaction committed, one aborted, each writing to two
+    partitions and committing a group offset (send_offsets_to_transaction).
+    read_committed reads exactly the committed records; read_uncommitted
+    reads the aborted ones too, at the offsets after the COMMIT marker; the
+    markers take an offset each; the group's offset is the committed one."""
+    topic = scenario.unique_topic("kafka-python-txn")
+    source = scenario.unique_topic("kafka-python-txn-source")
+    group = scenario.unique_topic("kafka-python-txn-group")
+    admin = admin_client(bootstrap)
+    try:
+        create_topic(admin, topic, partitions=scenario.TXN_PARTITIONS)
+        # The input topic a consume-transform-produce loop would read: only
+        # its group offset is committed here, but it has to exist.
+        create_topic(admin, source, partitions=1)
+    finally:
+        admin.close()
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        transactional_id=scenario.unique_topic("kafka-python-txn-id"),
+        request_timeout_ms=TIMEOUT_MS,
+    )
+    try:
+        producer.init_transactions()
+        for kind, count, offset in (
+            ("commit", scenario.TXN_COMMITTED, scenario.TXN_GROUP_OFFSET_COMMITTED),
+            ("abort", scenario.TXN_ABORTED, scenario.TXN_GROUP_OFFSET_ABORTED),
+        ):
+            producer.begin_transaction()
+            futures = [
+                producer.send(topic, value=scenario.txn_value(kind, p, i), partition=p)
+                for p in range(scenario.TXN_PARTITIONS)
+                for i in range(count)
+            ]
+            producer.send_offsets_to_transaction(
+                {TopicPartition(source, 0): OffsetAndMetadata(offset, "", -1)}, group
+            )
+            # Every record on the broker before the transaction ends.
+            producer.flush(timeout=TIMEOUT_MS / 1000)
+            for fut in futures:
+                fut.get(timeout=TIMEOUT_MS / 1000)
+            if kind == "commit":
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close(timeout=5)
+
+    committed = consume_all(
+        bootstrap,
+        topic,
+        scenario.TXN_PARTITIONS,
+        scenario.TXN_PARTITIONS * scenario.TXN_COMMITTED,
+        isolation_level="read_committed",
+    )
+    scenario.check_txn_read(committed, read_committed=True)
+    everything = consume_all(
+        bootstrap,
+        topic,
+        scenario.TXN_PARTITIONS,
+        scenario.TXN_PARTITIONS * (scenario.TXN_COMMITTED + scenario.TXN_ABORTED),
+    )
+    scenario.check_txn_read(everything, read_committed=False)
+
+    # Both transactions are over: the last stable offset (read_committed's
+    # end) is the high watermark, past the ABORT marker.
+    tps = [TopicPartition(topic, p) for p in range(scenario.TXN_PARTITIONS)]
+    for level in ("read_committed", "read_uncommitted"):
+        c = consumer(bootstrap, level)
+        try:
+            ends = c.end_offsets(tps, timeout_ms=TIMEOUT_MS)
+            assert ends == {tp: scenario.TXN_END_OFFSET for tp in tps}, f"{level}: {ends}"
+        finally:
+            c.close()
+
+    admin = admin_client(bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+    finally:
+        admin.close()
+    got = {(tp.topic, tp.partition): om.offset for tp, om in offsets.items()}
+    assert got == {(source, 0): scenario.TXN_GROUP_OFFSET_COMMITTED}, f"group offsets {got}"
 
 
 def test_create_invalid_topic_name(bootstrap):

@@ -126,9 +126,8 @@ class Member(threading.Thread):
 
 
 def produce(bootstrap: str, topic: str, phase: groups.Phase) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5
-    )
+    # Idempotent: kafka-python 3.0's default (enable_idempotence=True).
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
         futures = []
         for p in range(PARTITIONS):

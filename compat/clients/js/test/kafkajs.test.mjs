@@ -123,9 +123,9 @@ describe('kafkajs', () => {
   const admin = kafka.admin()
   const producer = kafka.producer({
     createPartitioner: Partitioners.DefaultPartitioner,
-    allowAutoTopicCreation: true,
-    // Idempotence (InitProducerId) belongs to a later issue.
-    idempotent: false
+    allowAutoTopicCreation: true
+    // idempotent: kafkajs's default (false); the idempotent and
+    // transactional producers are in their own describe below.
   })
 
   before(async () => {
@@ -440,7 +440,8 @@ const sorted = (set) => [...set].sort((x, y) => x - y)
 
 describe('kafkajs consumer groups', () => {
   const admin = kafka.admin()
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: false })
+  // idempotent: kafkajs's default (false).
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
 
   before(async () => {
     await admin.connect()
@@ -542,5 +543,141 @@ describe('kafkajs consumer groups', () => {
       for (const m of members) await m.leave()
       await admin.deleteTopics({ topics: [topic] }).catch(() => {})
     }
+  })
+})
+
+// Read a topic from the beginning with a kafkajs consumer (its own fresh
+// group, no commits) until `count` records have arrived, then a moment more
+// for anything extra. Returns [partition, offset, value] per partition in
+// offset order.
+async function consumeTopic (topic, count, { readUncommitted = false } = {}) {
+  const got = []
+  const consumer = kafka.consumer({ groupId: uniqueTopic('kafkajs-read'), readUncommitted, ...GROUP_CONSUMER_CONFIG })
+  try {
+    await consumer.connect()
+    await consumer.subscribe({ topics: [topic], fromBeginning: true })
+    await consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        got.push([partition, Number(message.offset), message.value === null ? null : message.value.toString()])
+      }
+    })
+    await waitFor(() => got.length >= count, `${count} records of ${topic} (have ${got.length})`, 30000)
+    await new Promise((resolve) => setTimeout(resolve, 500))
+  } finally {
+    await consumer.disconnect()
+  }
+  // Partitions interleave; within one, the order is the log's (a stable sort).
+  return got.sort((a, b) => a[0] - b[0])
+}
+
+// Idempotent and transactional producers (KIP-98).
+describe('kafkajs idempotent and transactional producers', () => {
+  const admin = kafka.admin()
+
+  before(async () => { await admin.connect() })
+  after(async () => { await admin.disconnect() })
+
+  test('idempotent producer: every record once, in order, at contiguous offsets', async () => {
+    const topic = uniqueTopic('kafkajs-idem')
+    await createTopic(admin, topic, PARTITIONS)
+    // kafkajs keeps an idempotent producer to one request in flight.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+    const perSend = 10 // records per partition in each send
+    const sends = 20
+    try {
+      await producer.connect()
+      for (let s = 0; s < sends; s++) {
+        const messages = []
+        for (let i = 0; i < perSend; i++) {
+          for (let p = 0; p < PARTITIONS; p++) {
+            const j = s * perSend + i
+            messages.push({ partition: p, key: `k-${p}-${j}`, value: `idem-p${p}-${j}` })
+          }
+        }
+        const results = await producer.send({ topic, acks: -1, messages })
+        // Each send's records land right after the previous send's.
+        assert.deepEqual(
+          results.map((r) => [r.partition, r.errorCode, r.baseOffset]).sort((a, b) => a[0] - b[0]),
+          [...Array(PARTITIONS).keys()].map((p) => [p, 0, String(s * perSend)]),
+          `send ${s}`
+        )
+      }
+    } finally {
+      await producer.disconnect()
+    }
+    const total = PARTITIONS * sends * perSend
+    const got = await consumeTopic(topic, total)
+    const values = got.map((g) => g[2])
+    assert.equal(new Set(values).size, values.length, 'a record read twice')
+    assert.equal(got.length, total, `read ${got.length} records, want ${total}`)
+    const want = []
+    for (let p = 0; p < PARTITIONS; p++) {
+      for (let j = 0; j < sends * perSend; j++) want.push([p, j, `idem-p${p}-${j}`])
+    }
+    assert.deepEqual(got, want)
+    for (const o of await admin.fetchTopicOffsets(topic)) {
+      assert.deepEqual([o.low, o.high], ['0', String(sends * perSend)], `partition ${o.partition}`)
+    }
+  })
+
+  test('transactions: commit and abort, read_committed and read_uncommitted, sendOffsets', async () => {
+    // Per partition: 3 committed records (0-2), COMMIT marker (3), 2 aborted
+    // records (4-5), ABORT marker (6).
+    const [txnPartitions, committedCount, abortedCount, endOffset] = [2, 3, 2, 7]
+    const [groupOffsetCommitted, groupOffsetAborted] = ['5', '10']
+    const topic = uniqueTopic('kafkajs-txn')
+    // The input topic a consume-transform-produce loop would read: only its
+    // group offset is committed here, but it has to exist.
+    const source = uniqueTopic('kafkajs-txn-source')
+    const groupId = uniqueTopic('kafkajs-txn-group')
+    await createTopic(admin, topic, txnPartitions)
+    await createTopic(admin, source, 1)
+
+    const producer = kafka.producer({
+      transactionalId: uniqueTopic('kafkajs-txn-id'),
+      idempotent: true,
+      maxInFlightRequests: 1
+    })
+    const value = (kind, p, i) => `${kind}-p${p}-${i}`
+    try {
+      await producer.connect()
+      for (const [kind, count, offset] of [['commit', committedCount, groupOffsetCommitted], ['abort', abortedCount, groupOffsetAborted]]) {
+        const txn = await producer.transaction()
+        const messages = []
+        for (let p = 0; p < txnPartitions; p++) {
+          for (let i = 0; i < count; i++) messages.push({ partition: p, value: value(kind, p, i) })
+        }
+        const results = await txn.send({ topic, acks: -1, messages })
+        assert.deepEqual(results.map((r) => r.errorCode), Array(txnPartitions).fill(0), `${kind}: produce`)
+        await txn.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: source, partitions: [{ partition: 0, offset }] }] })
+        if (kind === 'commit') await txn.commit()
+        else await txn.abort()
+      }
+    } finally {
+      await producer.disconnect()
+    }
+
+    const want = (readCommitted) => {
+      const out = []
+      for (let p = 0; p < txnPartitions; p++) {
+        for (let i = 0; i < committedCount; i++) out.push([p, i, value('commit', p, i)])
+        if (!readCommitted) {
+          for (let i = 0; i < abortedCount; i++) out.push([p, committedCount + 1 + i, value('abort', p, i)])
+        }
+      }
+      return out
+    }
+    assert.deepEqual(await consumeTopic(topic, txnPartitions * committedCount), want(true), 'read_committed')
+    assert.deepEqual(await consumeTopic(topic, txnPartitions * (committedCount + abortedCount), { readUncommitted: true }),
+      want(false), 'read_uncommitted')
+
+    // Both transactions are over: the end is past the ABORT marker.
+    for (const o of await admin.fetchTopicOffsets(topic)) {
+      assert.deepEqual([o.low, o.high], ['0', String(endOffset)], `partition ${o.partition}`)
+    }
+    // The group's offset is the committed transaction's, not the aborted one's.
+    const [fetched] = await admin.fetchOffsets({ groupId, topics: [source] })
+    assert.deepEqual(fetched.partitions.map((p) => [p.partition, p.offset]), [[0, groupOffsetCommitted]])
   })
 })
