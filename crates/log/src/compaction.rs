@@ -498,10 +498,20 @@ impl PartitionLog {
                 return Err(e);
             }
         }
-        if let Err(e) = swap::commit(&*self.storage, &self.dir, &entries) {
-            // Whether the manifest reached the disk is unknown.
-            self.go_offline(format!("committing a segment swap: {e}"));
-            return Err(e);
+        match swap::commit(&*self.storage, &self.dir, &entries) {
+            Ok(()) => {}
+            Err(swap::CommitError::NotCommitted(e)) => {
+                // Nothing refers to the cleaned files: the pass just fails
+                // (a full disk leaves the log online, as for an append).
+                for c in &valid {
+                    swap::remove_cleaned(&*self.storage, &self.dir, c.entry.base);
+                }
+                return Err(e);
+            }
+            Err(swap::CommitError::Unknown(e)) => {
+                self.go_offline(format!("committing a segment swap: {e}"));
+                return Err(e);
+            }
         }
 
         // Committed: from here on a failure leaves disk and memory apart,

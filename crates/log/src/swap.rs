@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LogError;
 use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use crate::storage::{self, Storage};
+use crate::storage::{self, OpenMode, Storage};
 
 /// The commit record of a swap in progress.
 pub(crate) const MANIFEST_FILE: &str = "cleaner-swap-manifest";
@@ -62,20 +62,59 @@ pub(crate) fn remove_cleaned(storage: &dyn Storage, dir: &Path, base: i64) {
     }
 }
 
+/// Why [`commit`] failed.
+#[derive(Debug)]
+pub(crate) enum CommitError {
+    /// The manifest is certainly not in place: the swap did not happen, and
+    /// the old segments stand (the cleaned files can simply be removed).
+    NotCommitted(LogError),
+    /// The manifest may be in place, or may reach the disk later: only
+    /// reopening the log (which completes a committed swap) can tell.
+    Unknown(LogError),
+}
+
 /// Step 2: makes the swap of `entries` durable (it will complete even after
-/// a crash).
+/// a crash). Written as [`storage::write_atomically`] does, step by step, to
+/// tell a failure before the rename (nothing committed: a full disk must
+/// not take the log offline) from one after it.
 pub(crate) fn commit(
     storage: &dyn Storage,
     dir: &Path,
     entries: &[SwapEntry],
-) -> Result<(), LogError> {
+) -> Result<(), CommitError> {
     let mut text = format!("{MANIFEST_VERSION}\n");
     for e in entries {
         text.push_str(&format!("{} {} {}\n", e.base, e.end, u8::from(e.kept)));
     }
     let path = dir.join(MANIFEST_FILE);
-    storage::write_atomically(storage, &path, text.as_bytes())
-        .map_err(|e| LogError::io("writing", &path, e))
+    let tmp = storage::temp_path(&path);
+    let written = storage
+        .open(&tmp, OpenMode::Truncate)
+        .and_then(|file| file.append(text.as_bytes()).and_then(|()| file.sync()));
+    if let Err(e) = written {
+        remove_quietly(storage, &tmp);
+        return Err(CommitError::NotCommitted(LogError::io("writing", &tmp, e)));
+    }
+    if let Err(e) = storage.rename(&tmp, &path) {
+        let error = LogError::io("renaming", &tmp, e);
+        // A failed rename(2) leaves both names as they were; make sure.
+        return match storage.exists(&path) {
+            Ok(false) => {
+                remove_quietly(storage, &tmp);
+                Err(CommitError::NotCommitted(error))
+            }
+            _ => Err(CommitError::Unknown(error)),
+        };
+    }
+    storage
+        .sync_dir(dir)
+        .map_err(|e| CommitError::Unknown(LogError::io("fsyncing directory", dir, e)))
+}
+
+fn remove_quietly(storage: &dyn Storage, path: &Path) {
+    if let Err(e) = storage.remove(path) {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove");
+    }
 }
 
 /// Step 3 for every entry, then the manifest goes.

@@ -280,3 +280,70 @@ fn a_failed_read_is_an_error() {
     });
     assert!(PartitionLog::open_with_storage(&dir(), config(), false, disk.clone()).is_err());
 }
+
+/// The newest value of each key, from a log's records.
+fn newest(log: &PartitionLog) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
+    common::log_records(log)
+        .into_iter()
+        .map(|r| (r.key.unwrap().to_vec(), r.value.unwrap().to_vec()))
+        .collect()
+}
+
+/// A full disk at every byte of a compaction pass (the cleaned segments,
+/// their indexes, the swap manifest, the checkpoints): the pass fails with
+/// ENOSPC, every key keeps its newest value, the log stays online (before
+/// the swap manifest is committed nothing refers to the cleaned files, so a
+/// full disk there must not count as an unknown outcome), and with space again
+/// the next pass cleans it; a power loss after either keeps the newest
+/// value of every key.
+#[test]
+fn a_full_disk_at_any_byte_of_a_compaction_pass_leaves_the_log_online() {
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy::COMPACT,
+        min_cleanable_dirty_ratio: 0.0,
+        retention_bytes: None,
+        ..config()
+    };
+    let (mut refused, mut cleaned, mut slack) = (0u32, 0u32, 0u64);
+    // Until a pass succeeds with the space it was given, and a while after.
+    while cleaned < 20 {
+        let disk = SimStorage::new(slack);
+        let log = open(&disk, config.clone());
+        for i in 0..40u8 {
+            let record = (Some(vec![i % 4]), Some(vec![i; 30]));
+            let input = common::keyed_batch(
+                &[record],
+                T0 + i64::from(i),
+                kafka_protocol::records::Compression::None,
+            );
+            log.append(&input, T0).unwrap();
+        }
+        log.flush().unwrap();
+        let (before, want) = (read_all(&log), newest(&log));
+        disk.set_capacity(Some(disk.used_bytes() + slack));
+        match log.compact(T0 + 100) {
+            Ok(report) => {
+                assert!(report.skipped.is_none(), "slack {slack}: {report:?}");
+                cleaned += 1;
+            }
+            Err(e) => {
+                assert_eq!(os_error(&e), Some(28), "slack {slack}: {e}");
+                assert_eq!(newest(&log), want, "slack {slack}");
+                refused += 1;
+            }
+        }
+        if let Some(reason) = log.offline_reason() {
+            panic!("slack {slack}: a full disk during compaction took the log offline: {reason}");
+        }
+        disk.set_capacity(None);
+        log.compact(T0 + 100).unwrap();
+        assert!(read_all(&log).len() < before.len(), "slack {slack}");
+        assert_eq!(newest(&log), want, "slack {slack}");
+        drop(log);
+        let after = open(&disk.power_loss(), config.clone());
+        assert_eq!(newest(&after), want, "slack {slack}: after a power loss");
+        slack += 1;
+    }
+    println!("{refused} passes refused with ENOSPC, {cleaned} cleaned; none took the log offline");
+    assert!(refused > 50, "{refused}");
+}
