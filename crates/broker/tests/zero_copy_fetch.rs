@@ -35,7 +35,9 @@ fn produce(wire: &mut Wire, partition: i32, values: &[Vec<u8>]) {
 
 /// The value of record `i` of partition `p`: distinct, recognisable bytes.
 fn value(p: i32, i: usize, len: usize) -> Vec<u8> {
-    (0..len).map(|j| (p as usize * 31 + i * 7 + j) as u8).collect()
+    (0..len)
+        .map(|j| (p as usize * 31 + i * 7 + j) as u8)
+        .collect()
 }
 
 /// (offset, value length, value checksum) of every record in `records`.
@@ -99,7 +101,9 @@ fn fetch_sends_files_and_copies_small_ranges_at_every_version() {
     produce(&mut wire, 1, &want1);
     let numbered = |values: &[Vec<u8>]| -> Vec<(i64, usize, u32)> {
         let records = values.iter().enumerate();
-        records.map(|(i, v)| (i as i64, v.len(), crc32c::crc32c(v))).collect()
+        records
+            .map(|(i, v)| (i as i64, v.len(), crc32c::crc32c(v)))
+            .collect()
     };
 
     let metadata = wire.request(12, &MetadataRequest::default().with_topics(None));
@@ -113,10 +117,21 @@ fn fetch_sends_files_and_copies_small_ranges_at_every_version() {
         let r = fetch(&mut wire, v, topic_id, 1 << 20);
         let parts = &r.responses[0].partitions;
         assert_eq!(parts.len(), 3, "Fetch v{v}");
-        let marks: Vec<(i16, i64)> = parts.iter().map(|p| (p.error_code, p.high_watermark)).collect();
+        let marks: Vec<(i16, i64)> = parts
+            .iter()
+            .map(|p| (p.error_code, p.high_watermark))
+            .collect();
         assert_eq!(marks, [(0, 100), (0, 3), (0, 0)], "Fetch v{v}");
-        assert_eq!(decode(parts[0].records.as_ref().unwrap()), numbered(&want0), "Fetch v{v}");
-        assert_eq!(decode(parts[1].records.as_ref().unwrap()), numbered(&want1), "Fetch v{v}");
+        assert_eq!(
+            decode(parts[0].records.as_ref().unwrap()),
+            numbered(&want0),
+            "Fetch v{v}"
+        );
+        assert_eq!(
+            decode(parts[1].records.as_ref().unwrap()),
+            numbered(&want1),
+            "Fetch v{v}"
+        );
         assert!(parts[2].records.as_ref().unwrap().is_empty(), "Fetch v{v}");
 
         // A partition limit of 30 KiB: as many whole batches (the encoder
@@ -129,7 +144,11 @@ fn fetch_sends_files_and_copies_small_ranges_at_every_version() {
         let fit = 30 * 1024 / per_batch;
         assert_eq!(records.len(), fit * per_batch, "Fetch v{v}");
         assert_eq!(decode(records), numbered(&want0[..fit]), "Fetch v{v}");
-        assert_eq!(decode(parts[1].records.as_ref().unwrap()), numbered(&want1), "Fetch v{v}");
+        assert_eq!(
+            decode(parts[1].records.as_ref().unwrap()),
+            numbered(&want1),
+            "Fetch v{v}"
+        );
     }
 
     // A librdkafka consumer reads the same records.

@@ -168,7 +168,11 @@ impl PartitionLog {
                 let s = &state.segments[state.segment_index(c.base_offset)];
                 // The same file: compaction may have swapped the segment.
                 Arc::ptr_eq(&s.files, &c.files)
-                    .then(|| s.indexer.offset_index.last_position_within(s.base_offset, upper, limit))
+                    .then(|| {
+                        s.indexer
+                            .offset_index
+                            .last_position_within(s.base_offset, upper, limit)
+                    })
                     .flatten()
             };
             let mut position = walk_from.filter(|&p| p > start).unwrap_or(start);
