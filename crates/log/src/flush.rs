@@ -219,11 +219,25 @@ impl PartitionLog {
     /// Flushes everything and writes final index files and checkpoints; call
     /// at clean shutdown, before writing the clean-shutdown marker. The log
     /// stays usable (a later append simply makes the next open recover it).
+    ///
+    /// A log that has not changed since the last close (or since a clean
+    /// open) and holds nothing unflushed has nothing to write: a broker with
+    /// many idle partitions stops in milliseconds.
     pub fn close(&self) -> Result<(), LogError> {
-        self.flush()?;
         {
+            let state = self.state.upgradable_read();
+            if *self.closed_as.lock() == Some(state.close_fingerprint())
+                && self.durable_offset() >= state.log_end_offset
+                && self.offline_reason().is_none()
+            {
+                return Ok(());
+            }
+        }
+        self.flush()?;
+        let fingerprint = {
             // The upgradable lock keeps retention and DeleteRecords (which
-            // also write the log start checkpoint) out meanwhile.
+            // also write the log start checkpoint) out meanwhile, and
+            // appends: the files written are of this state.
             let state = self.state.upgradable_read();
             let active = state.active();
             for file in active.write_index_files(&*self.storage)? {
@@ -237,8 +251,11 @@ impl PartitionLog {
                 state.log_start_offset,
             )?;
             crate::producer_state::write_snapshot(&*self.storage, &self.dir, &state)?;
-        }
+            state.close_fingerprint()
+        };
         *self.checkpoint_lock.lock() = i64::MIN;
-        self.maybe_checkpoint_recovery_point(self.durable_offset())
+        self.maybe_checkpoint_recovery_point(self.durable_offset())?;
+        *self.closed_as.lock() = Some(fingerprint);
+        Ok(())
     }
 }

@@ -73,6 +73,17 @@ pub(crate) struct LogState {
     pub producers: crate::producer_state::ProducerStateManager,
 }
 
+/// See [`LogState::close_fingerprint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CloseFingerprint {
+    log_start_offset: i64,
+    log_end_offset: i64,
+    segments: usize,
+    active_base_offset: i64,
+    active_size: u64,
+    producers: usize,
+}
+
 impl LogState {
     /// Index of the segment that holds `offset` (the last one starting at or
     /// below it; the first one if `offset` is below every segment).
@@ -84,6 +95,20 @@ impl LogState {
 
     pub fn active(&self) -> &Segment {
         self.segments.last().expect("a log always has a segment")
+    }
+
+    /// What [`PartitionLog::close`] writes depends on: while it stays the
+    /// same, files a close (or a clean open) left complete stay so.
+    pub fn close_fingerprint(&self) -> CloseFingerprint {
+        let active = self.active();
+        CloseFingerprint {
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+            segments: self.segments.len(),
+            active_base_offset: active.base_offset,
+            active_size: active.size,
+            producers: self.producers.len(),
+        }
     }
 
     pub fn active_mut(&mut self) -> &mut Segment {
@@ -122,6 +147,10 @@ pub struct PartitionLog {
     pub(crate) cleaner: Mutex<crate::compaction::CleanerState>,
     /// Told how long each segment fdatasync took (for metrics).
     pub(crate) fsync_observer: Mutex<Option<FsyncObserver>>,
+    /// The state the files were last left complete for (index files,
+    /// checkpoints, producer snapshot): by a close, or as a clean open found
+    /// them. A close of an unchanged log has nothing to write.
+    pub(crate) closed_as: Mutex<Option<CloseFingerprint>>,
 }
 
 /// Receives the duration of every segment fdatasync (see

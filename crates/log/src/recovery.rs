@@ -128,6 +128,12 @@ impl PartitionLog {
         };
         let loaded = loader.load()?;
         let durable = loaded.state.log_end_offset;
+        // A clean open that repaired nothing found the files as a close left
+        // them.
+        let closed_as = loaded
+            .report
+            .is_none()
+            .then(|| loaded.state.close_fingerprint());
         Ok(PartitionLog {
             dir: dir.to_path_buf(),
             storage,
@@ -149,6 +155,7 @@ impl PartitionLog {
                 first_dirty_offset: loaded.first_dirty_offset,
             }),
             fsync_observer: Mutex::new(None),
+            closed_as: Mutex::new(closed_as),
         })
     }
 }

@@ -353,3 +353,67 @@ fn a_crash_at_any_step_of_a_segment_swap_recovers_the_old_or_the_new_log() {
     println!("{saw_old} crashes recovered the old log, {saw_new} the new one");
     assert!(saw_old > 0 && saw_new > 0);
 }
+
+/// Closing a log that has not changed since its last close, or since a
+/// clean open, writes nothing (a broker with many idle partitions stops
+/// fast); any change makes the next close write again, and what a skipped
+/// close leaves is still a complete, clean log.
+#[test]
+fn closing_an_unchanged_log_writes_nothing() {
+    let disk = SimStorage::new(7);
+    let dir = std::path::PathBuf::from("/data/idle-0");
+    let config = LogConfig {
+        segment_bytes: 2000,
+        ..small_config()
+    };
+    let open = |disk: &Arc<SimStorage>, clean: bool| {
+        PartitionLog::open_with_storage(
+            &dir,
+            config.clone(),
+            clean,
+            Arc::clone(disk) as Arc<dyn Storage>,
+        )
+        .unwrap()
+    };
+    let log = open(&disk, false);
+    for i in 0..30 {
+        log.append(&batch(2, 50, T0 + i), T0).unwrap();
+    }
+    let changes = |f: &dyn Fn()| {
+        let before = disk.changes();
+        f();
+        disk.changes() - before
+    };
+    assert!(
+        changes(&|| log.close().unwrap()) > 0,
+        "the first close writes"
+    );
+    assert_eq!(changes(&|| log.close().unwrap()), 0, "an unchanged log");
+    log.append(&batch(1, 50, T0), T0).unwrap();
+    assert!(changes(&|| log.close().unwrap()) > 0, "after an append");
+    assert_eq!(changes(&|| log.close().unwrap()), 0);
+    log.delete_records_before(5).unwrap();
+    assert!(changes(&|| log.close().unwrap()) > 0, "after DeleteRecords");
+    let records = read_all(&log);
+    drop(log);
+
+    // A clean open: its files are as the close left them.
+    let log = open(&disk, true);
+    assert_eq!(changes(&|| log.close().unwrap()), 0, "after a clean open");
+    drop(log);
+    let log = open(&disk, true);
+    assert_eq!(read_all(&log), records);
+    assert!(
+        log.recovery_report().is_none(),
+        "{:?}",
+        log.recovery_report()
+    );
+    // An open after a crash recovers: its close writes.
+    drop(log);
+    let crashed = disk.power_loss();
+    let log = open(&crashed, false);
+    assert_eq!(read_all(&log), records);
+    let before = crashed.changes();
+    log.close().unwrap();
+    assert!(crashed.changes() > before, "a close after recovery writes");
+}
