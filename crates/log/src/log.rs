@@ -436,47 +436,8 @@ impl PartitionLog {
         max_bytes: usize,
         upper_bound: Option<i64>,
     ) -> Result<ReadResult, LogError> {
-        struct Part {
-            files: Arc<SegmentFiles>,
-            start: u64,
-            end: u64,
-        }
-        let (parts, log_start_offset, log_end_offset, upper) = {
-            let state = self.state.read();
-            let (log_start, log_end) = (state.log_start_offset, state.log_end_offset);
-            if offset < log_start || offset > log_end {
-                return Err(LogError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start,
-                    log_end,
-                });
-            }
-            let upper = upper_bound.map_or(log_end, |u| u.min(log_end));
-            let first = state.segment_index(offset);
-            let parts: Vec<Part> = if offset >= upper {
-                Vec::new()
-            } else {
-                state.segments[first..]
-                    .iter()
-                    .take_while(|s| s.base_offset < upper)
-                    .enumerate()
-                    .map(|(i, s)| Part {
-                        files: Arc::clone(&s.files),
-                        start: if i == 0 {
-                            s.indexer.offset_index.lookup(s.base_offset, offset)
-                        } else {
-                            0
-                        },
-                        end: s
-                            .indexer
-                            .offset_index
-                            .position_at_or_after(s.base_offset, upper)
-                            .map_or(s.size, |p| p.min(s.size)),
-                    })
-                    .collect()
-            };
-            (parts, log_start, log_end, upper)
-        };
+        let (parts, log_start_offset, log_end_offset, upper) =
+            self.read_candidates(offset, upper_bound)?;
 
         let mut out: Vec<u8> = Vec::new();
         let mut found_first = false;

@@ -102,51 +102,8 @@ impl PartitionLog {
         max_bytes: usize,
         upper_bound: Option<i64>,
     ) -> Result<SliceRead, LogError> {
-        struct Candidate {
-            files: Arc<SegmentFiles>,
-            base_offset: i64,
-            start: u64,
-            end: u64,
-        }
-        let (candidates, log_start_offset, log_end_offset, upper) = {
-            let state = self.state.read();
-            let (log_start, log_end) = (state.log_start_offset, state.log_end_offset);
-            if offset < log_start || offset > log_end {
-                return Err(LogError::OffsetOutOfRange {
-                    requested: offset,
-                    log_start,
-                    log_end,
-                });
-            }
-            let upper = upper_bound.map_or(log_end, |u| u.min(log_end));
-            let first = state.segment_index(offset);
-            let candidates: Vec<Candidate> = if offset >= upper {
-                Vec::new()
-            } else {
-                state.segments[first..]
-                    .iter()
-                    .take_while(|s| s.base_offset < upper)
-                    .enumerate()
-                    .map(|(i, s)| {
-                        let index = &s.indexer.offset_index;
-                        Candidate {
-                            files: Arc::clone(&s.files),
-                            base_offset: s.base_offset,
-                            start: if i == 0 {
-                                index.lookup(s.base_offset, offset)
-                            } else {
-                                0
-                            },
-                            end: index
-                                .position_at_or_after(s.base_offset, upper)
-                                .map_or(s.size, |p| p.min(s.size)),
-                        }
-                    })
-                    .collect()
-            };
-            (candidates, log_start, log_end, upper)
-        };
-
+        let (candidates, log_start_offset, log_end_offset, upper) =
+            self.read_candidates(offset, upper_bound)?;
         let mut slice = None;
         for c in candidates {
             let log = &*c.files.log;
@@ -211,5 +168,63 @@ impl PartitionLog {
             log_start_offset,
             log_end_offset,
         })
+    }
+}
+
+/// A segment range a read may take batches from.
+pub(crate) struct Candidate {
+    pub files: Arc<SegmentFiles>,
+    pub base_offset: i64,
+    /// From the offset index: at or before the batch holding the offset.
+    pub start: u64,
+    /// Before the first batch at or past the upper bound, or the size.
+    pub end: u64,
+}
+
+impl PartitionLog {
+    /// The segments a read at `offset` below `upper_bound` (exclusive;
+    /// `None` = the log end offset) may take batches from, with the log
+    /// start and end offsets and the effective upper bound; an offset
+    /// outside the log is out of range.
+    pub(crate) fn read_candidates(
+        &self,
+        offset: i64,
+        upper_bound: Option<i64>,
+    ) -> Result<(Vec<Candidate>, i64, i64, i64), LogError> {
+        let state = self.state.read();
+        let (log_start, log_end) = (state.log_start_offset, state.log_end_offset);
+        if offset < log_start || offset > log_end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                log_start,
+                log_end,
+            });
+        }
+        let upper = upper_bound.map_or(log_end, |u| u.min(log_end));
+        if offset >= upper {
+            return Ok((Vec::new(), log_start, log_end, upper));
+        }
+        let first = state.segment_index(offset);
+        let candidates = state.segments[first..]
+            .iter()
+            .take_while(|s| s.base_offset < upper)
+            .enumerate()
+            .map(|(i, s)| {
+                let index = &s.indexer.offset_index;
+                Candidate {
+                    files: Arc::clone(&s.files),
+                    base_offset: s.base_offset,
+                    start: if i == 0 {
+                        index.lookup(s.base_offset, offset)
+                    } else {
+                        0
+                    },
+                    end: index
+                        .position_at_or_after(s.base_offset, upper)
+                        .map_or(s.size, |p| p.min(s.size)),
+                }
+            })
+            .collect();
+        Ok((candidates, log_start, log_end, upper))
     }
 }
