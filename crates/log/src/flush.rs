@@ -225,7 +225,7 @@ impl PartitionLog {
     /// many idle partitions stops in milliseconds.
     pub fn close(&self) -> Result<(), LogError> {
         {
-            let state = self.state.upgradable_read();
+            let state = self.state.read();
             if *self.closed_as.lock() == Some(state.close_fingerprint())
                 && self.durable_offset() >= state.log_end_offset
                 && self.offline_reason().is_none()

@@ -190,13 +190,45 @@ impl StorageFile for StdFile {
 
 /// Writes a small file atomically: temp file, fsync, rename, fsync the directory.
 pub(crate) fn write_atomically(storage: &dyn Storage, path: &Path, data: &[u8]) -> io::Result<()> {
+    write_atomically_staged(storage, path, data).map_err(|e| match e {
+        AtomicWriteError::Unwritten(e) | AtomicWriteError::Unknown(e) => e,
+    })
+}
+
+/// How [`write_atomically_staged`] failed.
+#[derive(Debug)]
+pub(crate) enum AtomicWriteError {
+    /// Before the rename: `path` is as it was (the temp file is removed).
+    Unwritten(io::Error),
+    /// At the rename or after it: `path` may hold the new contents, now or
+    /// after a crash.
+    Unknown(io::Error),
+}
+
+/// [`write_atomically`], telling a failure that certainly left `path` as it
+/// was from one that may not have.
+pub(crate) fn write_atomically_staged(
+    storage: &dyn Storage,
+    path: &Path,
+    data: &[u8],
+) -> Result<(), AtomicWriteError> {
     let tmp = temp_path(path);
-    let file = storage.open(&tmp, OpenMode::Truncate)?;
-    file.append(data)?;
-    file.sync()?;
-    drop(file);
-    storage.rename(&tmp, path)?;
-    storage.sync_dir(path.parent().unwrap_or_else(|| Path::new(".")))
+    let staged = storage.open(&tmp, OpenMode::Truncate).and_then(|file| {
+        file.append(data)?;
+        file.sync()
+    });
+    if let Err(e) = staged {
+        if let Err(removing) = storage.remove(&tmp) {
+            tracing::warn!(path = %tmp.display(), error = %removing, "could not remove");
+        }
+        return Err(AtomicWriteError::Unwritten(e));
+    }
+    storage
+        .rename(&tmp, path)
+        .map_err(AtomicWriteError::Unknown)?;
+    storage
+        .sync_dir(path.parent().unwrap_or_else(|| Path::new(".")))
+        .map_err(AtomicWriteError::Unknown)
 }
 
 /// Replaces a file's contents in place (no fsync; the caller decides when).

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LogError;
 use crate::segment::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use crate::storage::{self, OpenMode, Storage};
+use crate::storage::{self, AtomicWriteError, Storage};
 
 /// The commit record of a swap in progress.
 pub(crate) const MANIFEST_FILE: &str = "cleaner-swap-manifest";
@@ -74,9 +74,8 @@ pub(crate) enum CommitError {
 }
 
 /// Step 2: makes the swap of `entries` durable (it will complete even after
-/// a crash). Written as [`storage::write_atomically`] does, step by step, to
-/// tell a failure before the rename (nothing committed: a full disk must
-/// not take the log offline) from one after it.
+/// a crash). A failure before the manifest is in place is told apart from
+/// one after: a full disk must not take the log offline.
 pub(crate) fn commit(
     storage: &dyn Storage,
     dir: &Path,
@@ -87,33 +86,21 @@ pub(crate) fn commit(
         text.push_str(&format!("{} {} {}\n", e.base, e.end, u8::from(e.kept)));
     }
     let path = dir.join(MANIFEST_FILE);
-    let tmp = storage::temp_path(&path);
-    let written = storage
-        .open(&tmp, OpenMode::Truncate)
-        .and_then(|file| file.append(text.as_bytes()).and_then(|()| file.sync()));
-    if let Err(e) = written {
-        remove_quietly(storage, &tmp);
-        return Err(CommitError::NotCommitted(LogError::io("writing", &tmp, e)));
-    }
-    if let Err(e) = storage.rename(&tmp, &path) {
-        let error = LogError::io("renaming", &tmp, e);
-        // A failed rename(2) leaves both names as they were; make sure.
-        return match storage.exists(&path) {
-            Ok(false) => {
-                remove_quietly(storage, &tmp);
-                Err(CommitError::NotCommitted(error))
+    match storage::write_atomically_staged(storage, &path, text.as_bytes()) {
+        Ok(()) => Ok(()),
+        Err(AtomicWriteError::Unwritten(e)) => {
+            Err(CommitError::NotCommitted(LogError::io("writing", &path, e)))
+        }
+        Err(AtomicWriteError::Unknown(e)) => {
+            let error = LogError::io("writing", &path, e);
+            // No manifest under its name (the rename failed, leaving both
+            // names as they were): nothing committed. Compaction removes
+            // any earlier manifest before a pass.
+            match storage.exists(&path) {
+                Ok(false) => Err(CommitError::NotCommitted(error)),
+                _ => Err(CommitError::Unknown(error)),
             }
-            _ => Err(CommitError::Unknown(error)),
-        };
-    }
-    storage
-        .sync_dir(dir)
-        .map_err(|e| CommitError::Unknown(LogError::io("fsyncing directory", dir, e)))
-}
-
-fn remove_quietly(storage: &dyn Storage, path: &Path) {
-    if let Err(e) = storage.remove(path) {
-        tracing::warn!(path = %path.display(), error = %e, "could not remove");
+        }
     }
 }
 
