@@ -494,6 +494,13 @@ func franzProduce(t *testing.T, topic, codec string, rs []rec) {
 // direct partition consumption (no group).
 func franzConsume(t *testing.T, topic string, from map[int32]kgo.Offset, n int, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
+	out, _ := franzPoll(t, topic, from, n, opts...)
+	return out
+}
+
+// franzPoll is franzConsume, also returning the client for reading on.
+func franzPoll(t *testing.T, topic string, from map[int32]kgo.Offset, n int, opts ...kgo.Opt) ([]*kgo.Record, *kgo.Client) {
+	t.Helper()
 	cl := newKgo(t, append([]kgo.Opt{
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
 		kgo.FetchMaxWait(200 * time.Millisecond),
@@ -511,7 +518,7 @@ func franzConsume(t *testing.T, topic string, from map[int32]kgo.Offset, n int, 
 		})
 		out = append(out, fs.Records()...)
 	}
-	return out
+	return out, cl
 }
 
 func startAll(n int) map[int32]kgo.Offset {
@@ -655,23 +662,7 @@ func checkListOffsets(t *testing.T, adm *kadm.Client, topic string, rs []rec) {
 // nothing else may arrive.
 func franzConsumeExactly(t *testing.T, topic string, from map[int32]kgo.Offset, n int, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl := newKgo(t, append([]kgo.Opt{
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchMaxWait(200 * time.Millisecond),
-	}, opts...)...)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %d of %d records before the timeout", len(out), n)
-		}
-		fs.EachError(func(tp string, p int32, err error) {
-			t.Errorf("fetch %s[%d]: %v", tp, p, err)
-		})
-		out = append(out, fs.Records()...)
-	}
+	out, cl := franzPoll(t, topic, from, n, opts...)
 	more, cancelMore := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancelMore()
 	for more.Err() == nil {
